@@ -1,0 +1,101 @@
+//! `panopticon`: one binary, one subcommand per component. Today it has `check`, which runs the
+//! ingest validation over events in a file so producers can test their payloads offline; the
+//! components (`ingest`, `rollup`, `query`, `alert`) arrive with their issues.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use panopticon_model::{DecodeContext, Limits, decode_log, decode_span, ids, split_payload};
+
+#[derive(Debug, Parser)]
+#[command(name = "panopticon", version, about = "Panopticon APM backend")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate events (one Kafka record value per line: an object or an array of objects) and
+    /// print the documents Panopticon would store, or why each event would be dead-lettered.
+    Check {
+        /// Which topic's schema to apply.
+        #[arg(long, value_enum)]
+        kind: EventKind,
+        /// File to read; standard input when absent.
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EventKind {
+    Log,
+    Span,
+}
+
+fn main() -> ExitCode {
+    let Args { command } = Args::parse();
+    let result = match command {
+        Command::Check { kind, file } => check(kind, file),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Returns whether every event was valid.
+fn check(kind: EventKind, file: Option<PathBuf>) -> anyhow::Result<bool> {
+    let input: Box<dyn BufRead> = match &file {
+        Some(path) => Box::new(BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let limits = Limits::default();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let mut all_valid = true;
+    for (line_no, line) in input.lines().enumerate() {
+        let line = line.context("cannot read input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ctx = DecodeContext {
+            limits: &limits,
+            now: chrono::Utc::now(),
+        };
+        let events = match split_payload(line.as_bytes()) {
+            Ok(events) => events,
+            Err(e) => {
+                all_valid = false;
+                writeln!(err, "line {}: {e}", line_no + 1)?;
+                continue;
+            }
+        };
+        for (index, event) in events.iter().enumerate() {
+            let decoded = match kind {
+                EventKind::Log => decode_log(event, &ctx).map(|d| serde_json::to_string(&d)),
+                EventKind::Span => decode_span(event, &ctx).map(|d| {
+                    let id = ids::span_id(&d.trace_id, &d.span_id);
+                    serde_json::to_string(&serde_json::json!({"_id": id, "_source": d}))
+                }),
+            };
+            match decoded {
+                Ok(doc) => writeln!(out, "{}", doc?)?,
+                Err(e) => {
+                    all_valid = false;
+                    writeln!(err, "line {} event {index}: {e}", line_no + 1)?;
+                }
+            }
+        }
+    }
+    Ok(all_valid)
+}

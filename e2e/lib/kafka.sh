@@ -1,0 +1,62 @@
+# Apache Kafka: a single-node KRaft broker+controller, jars resolved from Maven Central.
+# Sourced by e2e/stack.
+
+kafka_install() {
+  [ -f "$KAFKA_DIR/.complete" ] && return 0
+  log "kafka: resolving kafka_2.13 $KAFKA_VERSION from Maven Central"
+  rm -rf "$KAFKA_DIR"; mkdir -p "$KAFKA_DIR"
+  mvn -B -q -f "$E2E_DIR/kafka/pom.xml" -Dmaven.repo.local="$CACHE_DIR/m2" \
+    -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_DIR/lib"
+  touch "$KAFKA_DIR/.complete"
+}
+
+kafka_start() {
+  local dir="$RUN_DIR/kafka"
+  mkdir -p "$dir"
+  cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+  cat > "$dir/log4j.properties" <<PROPS
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.log.LogCleaner=WARN
+PROPS
+  local java_opts="-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true -Dlog4j.configuration=file:$dir/log4j.properties"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    # shellcheck disable=SC2086
+    java $java_opts -cp "$KAFKA_DIR/lib/*" kafka.tools.StorageTool format \
+      -t "$(java $java_opts -cp "$KAFKA_DIR/lib/*" kafka.tools.StorageTool random-uuid)" \
+      -c "$dir/server.properties" >> "$LOG_DIR/kafka.log" 2>&1
+  fi
+  # shellcheck disable=SC2086
+  spawn kafka java $java_opts -cp "$KAFKA_DIR/lib/*" kafka.Kafka "$dir/server.properties"
+}
+
+kafka_ready() {
+  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$LOG_DIR/kafka.log"
+}
+
+kafka_version() { echo "Apache Kafka $KAFKA_VERSION (KRaft, $(java -version 2>&1 | head -1))"; }
+
+kafka_env() { echo "export PANOPTICON_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"; }
