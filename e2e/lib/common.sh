@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared settings of the e2e stack scripts: versions, cache and run directories, ports, helpers.
 # Sourced, never executed. Everything binds to 127.0.0.1.
 
@@ -29,3 +30,6 @@ OPENSEARCH_DIR="$CACHE_DIR/opensearch/$OPENSEARCH_VERSION"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# A Go toolchain fetched by e2e/setup (only when the machine has none recent enough).
+if [ -x "$CACHE_DIR/go/1.26.8/go/bin/go" ]; then PATH="$CACHE_DIR/go/1.26.8/go/bin:$PATH"; fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Apache Kafka: a single-node KRaft broker+controller, jars resolved from Maven Central.
 # Sourced by e2e/stack.
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A real Kubernetes control plane without a container runtime: etcd, kube-apiserver,
 # kube-controller-manager and kube-scheduler built from Go modules (build-k8s.sh), plus kwok
 # managing one fake node so that Deployments get scheduled, Running and Ready pods.
@@ -16,7 +17,7 @@ kube_pki() {
   [ -f "$KUBE_PKI/.complete" ] && return 0
   rm -rf "$KUBE_PKI"; mkdir -p "$KUBE_PKI"
   (
-    cd "$KUBE_PKI"
+    cd "$KUBE_PKI" || exit 1
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
       -subj /CN=panopticon-e2e-ca 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # OpenSearch, single node, security off, from the integ-test-zip on Maven Central.
 # Sourced by e2e/stack.
 #

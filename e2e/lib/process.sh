@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Starting and stopping the stack's processes, by pid file only (never by process name).
 # Sourced by e2e/stack.
 
@@ -13,11 +14,11 @@ spawn() {
   mkdir -p "$PID_DIR" "$LOG_DIR"
   rm -f "$pidfile"
   (
-    cd "${SPAWN_CWD:-$RUN_DIR}"
+    cd "${SPAWN_CWD:-$RUN_DIR}" || exit 1
     exec setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >> "$LOG_DIR/$name.log" 2>&1 < /dev/null
   ) &
-  local i
-  for i in $(seq 1 50); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
+
+  for _ in $(seq 1 50); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
   die "$name: no pid recorded after start"
 }
 
@@ -28,17 +29,17 @@ is_running() {
 
 # stop NAME: SIGTERM, up to 30 s for a clean exit, then SIGKILL. Removes the pid file.
 stop() {
-  local name=$1 pidfile="$PID_DIR/$1.pid" pid i
+  local name=$1 pidfile="$PID_DIR/$1.pid" pid
   [ -s "$pidfile" ] || return 0
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
       log "$name did not exit after 30s, killing"
       kill -KILL "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
   fi
   rm -f "$pidfile"

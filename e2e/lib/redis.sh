@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Redis from Debian's redis-server package. Sourced by e2e/stack.
 
 redis_install() {

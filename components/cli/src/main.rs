@@ -45,7 +45,11 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error) => {
-            let _ = writeln!(std::io::stderr(), "error: {error:#}");
+            // The process is about to exit; stderr is the only place left to say why.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::from(2)
         }
     }
