@@ -1,6 +1,9 @@
-//! `panopticon`: one binary, one subcommand per component. Today it has `check`, which runs the
-//! ingest validation over events in a file so producers can test their payloads offline; the
-//! components (`ingest`, `rollup`, `query`, `alert`) arrive with their issues.
+//! `panopticon`: one binary, one subcommand per component. `ingest` runs the Kafka →
+//! Elasticsearch pipeline; `check` runs the ingest validation over events in a file so producers
+//! can test their payloads offline. `rollup`, `query` and `alert` arrive with their issues.
+//!
+//! Pipeline configuration comes from environment variables (the seed's names, see
+//! `panopticon_model::config`); runtime knobs (log format, admin address) are flags.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -19,6 +22,11 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Consume logs and spans from Kafka and index them into Elasticsearch/OpenSearch.
+    Ingest {
+        #[command(flatten)]
+        runtime: Runtime,
+    },
     /// Validate events (one Kafka record value per line: an object or an array of objects) and
     /// print the documents Panopticon would store, or why each event would be dead-lettered.
     Check {
@@ -28,6 +36,28 @@ enum Command {
         /// File to read; standard input when absent.
         file: Option<PathBuf>,
     },
+}
+
+/// Flags every long-running component takes.
+#[derive(Debug, clap::Args)]
+struct Runtime {
+    /// Address of the admin server (/health, /ready, /metrics).
+    #[arg(long, env = "PANOPTICON_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
+    admin_addr: std::net::SocketAddr,
+    /// Log line format.
+    #[arg(
+        long,
+        env = "PANOPTICON_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
+    log_format: LogFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Plain,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -40,6 +70,18 @@ fn main() -> ExitCode {
     let Args { command } = Args::parse();
     let result = match command {
         Command::Check { kind, file } => check(kind, file),
+        Command::Ingest { runtime } => serve(runtime, |shutdown, admin_addr| async move {
+            let config = panopticon_model::config::IngestConfig::from_env(
+                &panopticon_model::config::EnvSource::process(),
+            )?;
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting ingest");
+            panopticon_ingest::run(
+                config,
+                panopticon_ingest::RunOptions { admin_addr },
+                shutdown,
+            )
+            .await
+        }),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -53,6 +95,31 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Sets up logging and a runtime, and runs a component until SIGTERM/SIGINT.
+fn serve<F, Fut>(runtime: Runtime, component: F) -> anyhow::Result<bool>
+where
+    F: FnOnce(tokio_util::sync::CancellationToken, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let Runtime {
+        admin_addr,
+        log_format,
+    } = runtime;
+    panopticon_common::telemetry::init(match log_format {
+        LogFormatArg::Plain => panopticon_common::telemetry::LogFormat::Plain,
+        LogFormatArg::Json => panopticon_common::telemetry::LogFormat::Json,
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let shutdown = panopticon_common::shutdown::on_signal();
+        component(shutdown, admin_addr).await
+    })
+    .inspect_err(|error| tracing::error!(error = format!("{error:#}"), "stopped on an error"))?;
+    Ok(true)
 }
 
 /// Returns whether every event was valid.

@@ -1,5 +1,8 @@
-//! Runtime pieces every Panopticon process shares. Today: logging set-up ([`telemetry`]). The
-//! admin server (/health, /ready, /metrics), the shutdown signal, retry helpers and config
-//! loading join with the first component that needs them (issue #3).
+//! Runtime pieces every Panopticon process shares: logging set-up ([`telemetry`]), the admin
+//! HTTP server with `/health`, `/ready` and `/metrics` ([`admin`]), the shutdown signal
+//! ([`shutdown`]) and jittered exponential backoff ([`backoff`]).
 
+pub mod admin;
+pub mod backoff;
+pub mod shutdown;
 pub mod telemetry;

@@ -1,3 +1,13 @@
-//! Kafka consumer with ack-tracked offsets, producer, and security configuration. Filled by issue #3 (ingest).
+//! Kafka access for Panopticon's components.
 //!
-//! Nothing here yet: this crate holds a place in the workspace layout of DESIGN.md §3.
+//! - [`client_config`]: an rdkafka `ClientConfig` from
+//!   [`KafkaConfig`](panopticon_model::config::KafkaConfig) plus the SASL password read from the
+//!   environment (TLS, SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512).
+//! - [`OffsetTracker`]: which consumed offsets are settled, and so which offset each partition
+//!   may commit. The heart of at-least-once consumption.
+
+mod config;
+mod offsets;
+
+pub use config::{KafkaSecrets, client_config};
+pub use offsets::{OffsetTracker, PartitionKey};

@@ -24,6 +24,7 @@
 //! Document ids are deterministic ([`ids`]), so a replayed Kafka message maps to the same
 //! document and `_bulk create` absorbs the duplicate.
 
+pub mod config;
 mod decode;
 pub mod document;
 mod environment;

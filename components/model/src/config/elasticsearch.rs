@@ -1,0 +1,196 @@
+use serde::{Deserialize, Serialize};
+
+use super::env::{ConfigError, EnvSource, ToEnv};
+
+/// Where Elasticsearch/OpenSearch is and how to talk to it. Credentials are not here (see the
+/// module docs): `OPENSEARCH_PASSWORD` / `ELASTICSEARCH_PASSWORD` and `ELASTICSEARCH_API_KEY`
+/// are read by the client into redacting types.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElasticsearchConfig {
+    /// Base URL (`ELASTICSEARCH_NODE`, default `http://localhost:9200`).
+    pub node: String,
+    /// Basic-auth user (`OPENSEARCH_USERNAME` or `ELASTICSEARCH_USERNAME`); the password comes
+    /// from `OPENSEARCH_PASSWORD` / `ELASTICSEARCH_PASSWORD`.
+    pub username: Option<String>,
+    /// PEM file of the CA that signed the server certificate (`ELASTICSEARCH_CA_FILE`).
+    pub ca_file: Option<String>,
+    /// Verify the server certificate (`OPENSEARCH_REJECT_UNAUTHORIZED`, default true). Turning
+    /// it off is logged as a warning at every start.
+    pub verify_certificates: bool,
+    /// Timeout of one request in milliseconds (`ELASTICSEARCH_REQUEST_TIMEOUT_MS`, default
+    /// 30 000, the seed client's).
+    pub request_timeout_ms: u64,
+    /// Data stream names.
+    pub streams: StreamNames,
+}
+
+/// The data streams and their index templates (`ELASTICSEARCH_APM_{LOG,SPAN,ROLLUP}_STREAM`
+/// and `..._TEMPLATE`, defaults as in the seed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamNames {
+    pub logs: String,
+    pub spans: String,
+    pub metrics: String,
+    pub logs_template: String,
+    pub spans_template: String,
+    pub metrics_template: String,
+}
+
+const VARS: [&str; 6] = [
+    "ELASTICSEARCH_APM_LOG_STREAM",
+    "ELASTICSEARCH_APM_SPAN_STREAM",
+    "ELASTICSEARCH_APM_ROLLUP_STREAM",
+    "ELASTICSEARCH_APM_LOG_TEMPLATE",
+    "ELASTICSEARCH_APM_SPAN_TEMPLATE",
+    "ELASTICSEARCH_APM_ROLLUP_TEMPLATE",
+];
+
+impl ElasticsearchConfig {
+    pub fn from_env(env: &EnvSource<'_>) -> Result<Self, ConfigError> {
+        let node = env.string("ELASTICSEARCH_NODE", "http://localhost:9200");
+        if !(node.starts_with("http://") || node.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "ELASTICSEARCH_NODE",
+                format!("must be an http:// or https:// URL, got {node:?}"),
+            ));
+        }
+        let logs = env.string(VARS[0], "logs-apm");
+        let spans = env.string(VARS[1], "traces-apm");
+        let metrics = env.string(VARS[2], "metrics-apm");
+        let streams = StreamNames {
+            logs_template: env.string(VARS[3], &format!("{logs}-template")),
+            spans_template: env.string(VARS[4], &format!("{spans}-template")),
+            metrics_template: env.string(VARS[5], &format!("{metrics}-template")),
+            logs,
+            spans,
+            metrics,
+        };
+        for (var, name) in VARS.iter().zip(streams.names()) {
+            check_index_name(var, name)?;
+        }
+        Ok(Self {
+            node,
+            username: env
+                .get("OPENSEARCH_USERNAME")
+                .or_else(|| env.get("ELASTICSEARCH_USERNAME")),
+            ca_file: env.get("ELASTICSEARCH_CA_FILE"),
+            verify_certificates: env.bool("OPENSEARCH_REJECT_UNAUTHORIZED", true)?,
+            request_timeout_ms: env.at_least("ELASTICSEARCH_REQUEST_TIMEOUT_MS", 30_000, 100)?,
+            streams,
+        })
+    }
+}
+
+impl StreamNames {
+    fn names(&self) -> [&str; 6] {
+        [
+            &self.logs,
+            &self.spans,
+            &self.metrics,
+            &self.logs_template,
+            &self.spans_template,
+            &self.metrics_template,
+        ]
+    }
+}
+
+/// Elasticsearch's index-name rules, checked at start-up rather than at the first write.
+fn check_index_name(var: &str, name: &str) -> Result<(), ConfigError> {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name.starts_with(['-', '_', '+', '.'])
+        || name.chars().any(|c| {
+            c.is_ascii_uppercase()
+                || matches!(
+                    c,
+                    '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'
+                )
+        });
+    if bad {
+        return Err(ConfigError::new(
+            var,
+            format!(
+                "{name:?} is not a valid index name (lower case, no spaces or \\/*?\"<>|,#:, not starting with -_+.)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl ToEnv for ElasticsearchConfig {
+    fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            ("ELASTICSEARCH_NODE", self.node.clone()),
+            (
+                "OPENSEARCH_REJECT_UNAUTHORIZED",
+                self.verify_certificates.to_string(),
+            ),
+            (
+                "ELASTICSEARCH_REQUEST_TIMEOUT_MS",
+                self.request_timeout_ms.to_string(),
+            ),
+        ];
+        if let Some(u) = &self.username {
+            vars.push(("OPENSEARCH_USERNAME", u.clone()));
+        }
+        if let Some(ca) = &self.ca_file {
+            vars.push(("ELASTICSEARCH_CA_FILE", ca.clone()));
+        }
+        vars.extend(
+            VARS.iter()
+                .copied()
+                .zip(self.streams.names().map(str::to_owned)),
+        );
+        vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seed_names() {
+        let c = ElasticsearchConfig::from_env(&EnvSource::from_pairs(&[])).unwrap();
+        assert_eq!(c.node, "http://localhost:9200");
+        assert_eq!(c.streams.logs, "logs-apm");
+        assert_eq!(c.streams.spans_template, "traces-apm-template");
+        assert!(c.verify_certificates);
+    }
+
+    #[test]
+    fn renders_what_it_reads() {
+        let pairs = [
+            ("ELASTICSEARCH_NODE", "https://es:9200"),
+            ("OPENSEARCH_USERNAME", "ingest"),
+            ("OPENSEARCH_REJECT_UNAUTHORIZED", "false"),
+            ("ELASTICSEARCH_APM_LOG_STREAM", "logs-team"),
+        ];
+        let c = ElasticsearchConfig::from_env(&EnvSource::from_pairs(&pairs)).unwrap();
+        assert_eq!(c.streams.logs_template, "logs-team-template");
+        let rendered = c.to_env();
+        let back = ElasticsearchConfig::from_env(&EnvSource::from_fn(|name| {
+            rendered
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        }))
+        .unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("ELASTICSEARCH_NODE", "es:9200"),
+            ("ELASTICSEARCH_APM_SPAN_STREAM", "Traces"),
+            ("ELASTICSEARCH_APM_LOG_STREAM", "_logs"),
+            ("OPENSEARCH_REJECT_UNAUTHORIZED", "nope"),
+            ("ELASTICSEARCH_REQUEST_TIMEOUT_MS", "5"),
+        ] {
+            let pairs = [(var, value)];
+            let e = ElasticsearchConfig::from_env(&EnvSource::from_pairs(&pairs)).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+        }
+    }
+}

@@ -1,0 +1,297 @@
+use serde::{Deserialize, Serialize};
+
+use super::elasticsearch::ElasticsearchConfig;
+use super::env::{ConfigError, EnvSource, ToEnv};
+use super::kafka::KafkaConfig;
+use crate::limits::Limits;
+
+/// Everything `panopticon ingest` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestConfig {
+    pub kafka: KafkaConfig,
+    pub elasticsearch: ElasticsearchConfig,
+    /// `KAFKA_APM_LOG_TOPIC`, default `apm.logs`.
+    pub log_topic: String,
+    /// `KAFKA_APM_SPAN_TOPIC`, default `apm.spans`.
+    pub span_topic: String,
+    /// Where ERROR logs are forwarded (`KAFKA_APM_LOG_ERROR_TOPIC`, default `apm.logs.error`).
+    pub error_topic: String,
+    /// Where invalid or rejected events go (`KAFKA_APM_DLQ_TOPIC`, default `apm.dlq`).
+    pub dlq_topic: String,
+    /// Consumer group of all ingest replicas (`KAFKA_CONSUMER_GROUP`, default `panopticon-ingest`).
+    pub group_id: String,
+    /// `KAFKA_CLIENT_ID`, default `panopticon-ingest`.
+    pub client_id: String,
+    /// How often settled offsets are committed (`KAFKA_COMMIT_INTERVAL_MS`, default 1 000).
+    pub commit_interval_ms: u64,
+    pub bulk: BulkConfig,
+    /// Most events read from Kafka and not yet settled (`INGEST_MAX_INFLIGHT_EVENTS`, default
+    /// 200 000). Past it, consumption pauses.
+    pub max_inflight_events: usize,
+    /// Most bytes of such events (`INGEST_MAX_INFLIGHT_MB`, default 128 MiB). Past it,
+    /// consumption pauses.
+    pub max_inflight_bytes: usize,
+    /// How long a SIGTERM may take to flush and commit (`INGEST_SHUTDOWN_TIMEOUT_MS`, default
+    /// 25 000, inside Kubernetes' default 30 s grace period).
+    pub shutdown_timeout_ms: u64,
+    /// Interval of the throughput log line (`STREAM_THROUGHPUT_MIN_INTERVAL_MS`, default 10 000).
+    pub throughput_log_interval_ms: u64,
+    /// Event limits (`INGEST_MAX_MESSAGE_BYTES`, `INGEST_MAX_KEYWORD_BYTES`,
+    /// `INGEST_MAX_LABELS`, `INGEST_MAX_LABEL_KEY_BYTES`, `INGEST_MAX_LABEL_VALUE_BYTES`,
+    /// `INGEST_MAX_FUTURE_SKEW_SECS`).
+    pub limits: Limits,
+}
+
+/// Batching of `_bulk` requests (seed variable names; defaults chosen by the ingest benchmark,
+/// see components/ingest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkConfig {
+    /// Documents per request (`BULK_BATCH_SIZE`).
+    pub batch_size: usize,
+    /// Bytes per request (`BULK_BATCH_BYTES_MB`, may be fractional).
+    pub batch_bytes: usize,
+    /// Longest a document waits for its batch to fill (`BULK_FLUSH_INTERVAL_MS`).
+    pub flush_interval_ms: u64,
+    /// Requests in flight at once (`BULK_MAX_PARALLEL_FLUSHES`).
+    pub max_parallel_flushes: usize,
+}
+
+impl Default for BulkConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 5000,
+            batch_bytes: 8 << 20,
+            flush_interval_ms: 1000,
+            max_parallel_flushes: 4,
+        }
+    }
+}
+
+impl IngestConfig {
+    pub fn from_env(env: &EnvSource<'_>) -> Result<Self, ConfigError> {
+        let d = BulkConfig::default();
+        let batch_mb: f64 = env.parse("BULK_BATCH_BYTES_MB", d.batch_bytes as f64 / 1048576.0)?;
+        if !(0.001..=512.0).contains(&batch_mb) {
+            return Err(ConfigError::new(
+                "BULK_BATCH_BYTES_MB",
+                format!("must be between 0.001 and 512, got {batch_mb}"),
+            ));
+        }
+        let bulk = BulkConfig {
+            batch_size: env.at_least("BULK_BATCH_SIZE", d.batch_size, 1)?,
+            batch_bytes: (batch_mb * 1048576.0) as usize,
+            flush_interval_ms: env.at_least("BULK_FLUSH_INTERVAL_MS", d.flush_interval_ms, 1)?,
+            max_parallel_flushes: env.at_least(
+                "BULK_MAX_PARALLEL_FLUSHES",
+                d.max_parallel_flushes,
+                1,
+            )?,
+        };
+        let l = Limits::default();
+        let limits = Limits {
+            max_message_bytes: env.at_least("INGEST_MAX_MESSAGE_BYTES", l.max_message_bytes, 1)?,
+            max_keyword_bytes: env.at_least("INGEST_MAX_KEYWORD_BYTES", l.max_keyword_bytes, 1)?,
+            max_labels: env.parse("INGEST_MAX_LABELS", l.max_labels)?,
+            max_label_key_bytes: env.at_least(
+                "INGEST_MAX_LABEL_KEY_BYTES",
+                l.max_label_key_bytes,
+                1,
+            )?,
+            max_label_value_bytes: env.at_least(
+                "INGEST_MAX_LABEL_VALUE_BYTES",
+                l.max_label_value_bytes,
+                1,
+            )?,
+            max_future_skew_secs: env
+                .parse("INGEST_MAX_FUTURE_SKEW_SECS", l.max_future_skew_secs)?,
+        };
+        let config = Self {
+            kafka: KafkaConfig::from_env(env)?,
+            elasticsearch: ElasticsearchConfig::from_env(env)?,
+            log_topic: env.string("KAFKA_APM_LOG_TOPIC", "apm.logs"),
+            span_topic: env.string("KAFKA_APM_SPAN_TOPIC", "apm.spans"),
+            error_topic: env.string("KAFKA_APM_LOG_ERROR_TOPIC", "apm.logs.error"),
+            dlq_topic: env.string("KAFKA_APM_DLQ_TOPIC", "apm.dlq"),
+            group_id: env.string("KAFKA_CONSUMER_GROUP", "panopticon-ingest"),
+            client_id: env.string("KAFKA_CLIENT_ID", "panopticon-ingest"),
+            commit_interval_ms: env.at_least("KAFKA_COMMIT_INTERVAL_MS", 1000, 10)?,
+            bulk,
+            max_inflight_events: env.at_least("INGEST_MAX_INFLIGHT_EVENTS", 200_000, 1)?,
+            max_inflight_bytes: env.at_least::<usize>("INGEST_MAX_INFLIGHT_MB", 128, 1)? << 20,
+            shutdown_timeout_ms: env.at_least("INGEST_SHUTDOWN_TIMEOUT_MS", 25_000, 100)?,
+            throughput_log_interval_ms: env.at_least(
+                "STREAM_THROUGHPUT_MIN_INTERVAL_MS",
+                10_000,
+                100,
+            )?,
+            limits,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rules between fields.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.log_topic == self.span_topic {
+            return Err(ConfigError::new(
+                "KAFKA_APM_LOG_TOPIC/KAFKA_APM_SPAN_TOPIC",
+                format!(
+                    "logs and spans must use different topics, both are {:?}",
+                    self.log_topic
+                ),
+            ));
+        }
+        for (var, topic) in [
+            ("KAFKA_APM_LOG_ERROR_TOPIC", &self.error_topic),
+            ("KAFKA_APM_DLQ_TOPIC", &self.dlq_topic),
+        ] {
+            if topic == &self.log_topic || topic == &self.span_topic {
+                return Err(ConfigError::new(
+                    var,
+                    format!(
+                        "{topic:?} is also an input topic: ingest would consume its own output"
+                    ),
+                ));
+            }
+        }
+        if self.max_inflight_bytes < self.bulk.batch_bytes {
+            return Err(ConfigError::new(
+                "INGEST_MAX_INFLIGHT_MB/BULK_BATCH_BYTES_MB",
+                "the in-flight cap must hold at least one full batch",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ToEnv for IngestConfig {
+    fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = self.kafka.to_env();
+        vars.extend(self.elasticsearch.to_env());
+        vars.extend([
+            ("KAFKA_APM_LOG_TOPIC", self.log_topic.clone()),
+            ("KAFKA_APM_SPAN_TOPIC", self.span_topic.clone()),
+            ("KAFKA_APM_LOG_ERROR_TOPIC", self.error_topic.clone()),
+            ("KAFKA_APM_DLQ_TOPIC", self.dlq_topic.clone()),
+            ("KAFKA_CONSUMER_GROUP", self.group_id.clone()),
+            ("KAFKA_CLIENT_ID", self.client_id.clone()),
+            (
+                "KAFKA_COMMIT_INTERVAL_MS",
+                self.commit_interval_ms.to_string(),
+            ),
+            ("BULK_BATCH_SIZE", self.bulk.batch_size.to_string()),
+            (
+                "BULK_BATCH_BYTES_MB",
+                (self.bulk.batch_bytes as f64 / 1048576.0).to_string(),
+            ),
+            (
+                "BULK_FLUSH_INTERVAL_MS",
+                self.bulk.flush_interval_ms.to_string(),
+            ),
+            (
+                "BULK_MAX_PARALLEL_FLUSHES",
+                self.bulk.max_parallel_flushes.to_string(),
+            ),
+            (
+                "INGEST_MAX_INFLIGHT_EVENTS",
+                self.max_inflight_events.to_string(),
+            ),
+            (
+                "INGEST_MAX_INFLIGHT_MB",
+                (self.max_inflight_bytes >> 20).to_string(),
+            ),
+            (
+                "INGEST_SHUTDOWN_TIMEOUT_MS",
+                self.shutdown_timeout_ms.to_string(),
+            ),
+            (
+                "STREAM_THROUGHPUT_MIN_INTERVAL_MS",
+                self.throughput_log_interval_ms.to_string(),
+            ),
+            (
+                "INGEST_MAX_MESSAGE_BYTES",
+                self.limits.max_message_bytes.to_string(),
+            ),
+            (
+                "INGEST_MAX_KEYWORD_BYTES",
+                self.limits.max_keyword_bytes.to_string(),
+            ),
+            ("INGEST_MAX_LABELS", self.limits.max_labels.to_string()),
+            (
+                "INGEST_MAX_LABEL_KEY_BYTES",
+                self.limits.max_label_key_bytes.to_string(),
+            ),
+            (
+                "INGEST_MAX_LABEL_VALUE_BYTES",
+                self.limits.max_label_value_bytes.to_string(),
+            ),
+            (
+                "INGEST_MAX_FUTURE_SKEW_SECS",
+                self.limits.max_future_skew_secs.to_string(),
+            ),
+        ]);
+        vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_variables_are_read() {
+        let c = IngestConfig::from_env(&EnvSource::from_pairs(&[
+            ("BULK_BATCH_SIZE", "6000"),
+            ("BULK_BATCH_BYTES_MB", "32"),
+            ("BULK_FLUSH_INTERVAL_MS", "500"),
+            ("BULK_MAX_PARALLEL_FLUSHES", "6"),
+            ("KAFKA_APM_LOG_TOPIC", "logs"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.bulk,
+            BulkConfig {
+                batch_size: 6000,
+                batch_bytes: 32 << 20,
+                flush_interval_ms: 500,
+                max_parallel_flushes: 6
+            }
+        );
+        assert_eq!(c.log_topic, "logs");
+        assert_eq!(c.span_topic, "apm.spans");
+    }
+
+    #[test]
+    fn cross_field_rules_name_both_variables() {
+        let e = IngestConfig::from_env(&EnvSource::from_pairs(&[(
+            "KAFKA_APM_DLQ_TOPIC",
+            "apm.logs",
+        )]))
+        .unwrap_err();
+        assert_eq!(e.var, "KAFKA_APM_DLQ_TOPIC");
+        let e = IngestConfig::from_env(&EnvSource::from_pairs(&[
+            ("INGEST_MAX_INFLIGHT_MB", "1"),
+            ("BULK_BATCH_BYTES_MB", "2"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "INGEST_MAX_INFLIGHT_MB/BULK_BATCH_BYTES_MB");
+        let e = IngestConfig::from_env(&EnvSource::from_pairs(&[("BULK_BATCH_SIZE", "0")]))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "BULK_BATCH_SIZE: must be at least 1, got 0");
+    }
+
+    #[test]
+    fn renders_what_it_reads() {
+        let c = IngestConfig::from_env(&EnvSource::from_pairs(&[("BULK_BATCH_BYTES_MB", "0.5")]))
+            .unwrap();
+        let rendered = c.to_env();
+        let back = IngestConfig::from_env(&EnvSource::from_fn(|name| {
+            rendered
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        }))
+        .unwrap();
+        assert_eq!(back, c);
+    }
+}
