@@ -7,6 +7,10 @@
 
 use std::path::PathBuf;
 
+pub mod ingest;
+pub mod kafka;
+pub mod workload;
+
 /// Reads a stack address from the environment, or panics with how to start the stack.
 ///
 /// # Panics

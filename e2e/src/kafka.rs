@@ -1,0 +1,143 @@
+//! Kafka helpers for tests and benchmarks: topics, producing, reading a topic whole.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use futures::StreamExt as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::Headers as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message as _};
+
+fn config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", crate::kafka_brokers());
+    c
+}
+
+/// Creates topics with `partitions` partitions each (replication 1).
+pub async fn create_topics(names: &[&str], partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = config().create()?;
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    for r in admin.create_topics(&topics, &opts).await? {
+        r.map_err(|(t, e)| anyhow!("create topic {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A producer that waits for every in-sync replica.
+pub fn producer() -> Result<FutureProducer> {
+    Ok(config()
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .create()?)
+}
+
+/// Produces `values` to `topic` (keys round-robin over 16 so they spread over partitions)
+/// and waits until all are acknowledged.
+pub async fn produce(producer: &FutureProducer, topic: &str, values: &[Vec<u8>]) -> Result<()> {
+    let sends = values.iter().enumerate().map(|(i, v)| {
+        let key = format!("k{}", i % 16);
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(topic).key(&key).payload(v),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| anyhow!("produce to {topic}: {e}"))
+        }
+    });
+    let results = futures::stream::iter(sends)
+        .buffer_unordered(10_000)
+        .collect::<Vec<_>>()
+        .await;
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
+
+/// A record as read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads `topic` from the beginning with a fresh group until `expected` records arrived, then
+/// keeps reading for `settle` more to catch any extra (duplicates).
+pub async fn read_all(
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    settle: Duration,
+) -> Result<Vec<Record>> {
+    let consumer: StreamConsumer = config()
+        .set("group.id", crate::unique_name("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let mut out = Vec::new();
+    let mut stream = consumer.stream();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let until = if out.len() >= expected {
+            tokio::time::Instant::now() + settle
+        } else {
+            deadline
+        };
+        match tokio::time::timeout_at(until.min(deadline), stream.next()).await {
+            Ok(Some(m)) => {
+                let m = m?;
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Record {
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+            Ok(None) => break,
+            Err(_) if out.len() >= expected => break,
+            Err(_) => {
+                return Err(anyhow!(
+                    "read {} of {expected} records from {topic} before the timeout",
+                    out.len()
+                ))
+                .context("reading back a topic");
+            }
+        }
+    }
+    Ok(out)
+}
