@@ -43,24 +43,31 @@ pub fn producer() -> Result<FutureProducer> {
 /// Produces `values` to `topic` (keys round-robin over 16 so they spread over partitions)
 /// and waits until all are acknowledged.
 pub async fn produce(producer: &FutureProducer, topic: &str, values: &[Vec<u8>]) -> Result<()> {
-    let sends = values.iter().enumerate().map(|(i, v)| {
+    let mut deliveries = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
         let key = format!("k{}", i % 16);
-        async move {
-            producer
-                .send(
-                    FutureRecord::to(topic).key(&key).payload(v),
-                    Duration::from_secs(30),
-                )
-                .await
-                .map_err(|(e, _)| anyhow!("produce to {topic}: {e}"))
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(&key).payload(v)) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                // The local queue is full: let it drain.
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    _,
+                )) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err((e, _)) => return Err(anyhow!("produce to {topic}: {e}")),
+            }
         }
-    });
-    let results = futures::stream::iter(sends)
-        .buffer_unordered(10_000)
-        .collect::<Vec<_>>()
-        .await;
-    for r in results {
-        r?;
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .map_err(|_| anyhow!("producer dropped a delivery to {topic}"))?
+            .map_err(|(e, _)| anyhow!("produce to {topic}: {e}"))?;
     }
     Ok(())
 }

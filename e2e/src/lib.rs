@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 pub mod ingest;
 pub mod kafka;
+pub mod process;
 pub mod workload;
 
 /// Reads a stack address from the environment, or panics with how to start the stack.

@@ -49,7 +49,7 @@ pub fn generate(events: usize, seed: u64, around: DateTime<Utc>) -> Vec<Event> {
         let path = PATHS[rng.usize(..PATHS.len())];
         let method = ["GET", "POST", "PUT", "DELETE"][rng.usize(..4)];
         let failed = rng.f64() < 0.05;
-        let trace_id = format!("{:016x}{:016x}", seed, trace_no);
+        let trace_id = format!("{seed:016x}{trace_no:016x}");
         let start = around - TimeDelta::milliseconds(rng.i64(0..60_000));
         let root_ms = if failed {
             rng.f64() * 500.0 + 500.0

@@ -148,7 +148,13 @@ pub async fn run(
                 "fetch.wait.max.ms",
                 config.kafka.fetch_max_wait_ms.to_string(),
             )
-            .set("queued.max.messages.kbytes", "16384")
+            // librdkafka's prefetch queue is memory outside the in-flight cap: keep it a quarter of it.
+            .set(
+                "queued.max.messages.kbytes",
+                (config.max_inflight_bytes / 4096)
+                    .clamp(1024, 65536)
+                    .to_string(),
+            )
             .set("statistics.interval.ms", "5000")
             .create_with_context(IngestContext::new(metrics.clone()))
             .context("cannot create the Kafka consumer")?;

@@ -1,0 +1,150 @@
+//! `panopticon ingest` as a real process: killed with SIGKILL mid-stream and restarted, and
+//! stopped with SIGTERM while its buffer is full. Real Kafka and OpenSearch from `e2e/stack`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use panopticon_e2e::ingest::{IngestFixture, count_docs, metric, wait_until};
+use panopticon_e2e::process::Component;
+use panopticon_e2e::{kafka, workload};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_panopticon"))
+}
+
+async fn wait_exact(stream: &str, n: u64) -> Result<()> {
+    wait_until(&format!("{n} documents in {stream}"), WAIT, || async move {
+        let c = count_docs(stream).await?;
+        anyhow::ensure!(
+            c <= n,
+            "{stream} holds {c} documents, more than the {n} events sent"
+        );
+        Ok(c == n)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_then_restart_gives_exactly_one_document_per_event() -> Result<()> {
+    let mut fixture = IngestFixture::create("kill", 3).await?;
+    fixture
+        .set("BULK_BATCH_SIZE", "200")
+        .set("BULK_MAX_PARALLEL_FLUSHES", "2");
+    let events = workload::generate(30_000, 11, chrono::Utc::now());
+    let (logs, spans): (Vec<_>, Vec<_>) = events.iter().partition(|e| e.is_log);
+    let env = fixture.env();
+
+    let mut ingest = Component::start(binary(), &["ingest"], &env, "ingest-kill").await?;
+    // Produce in chunks while ingest runs, so the kill lands mid-stream.
+    let producer = kafka::producer()?;
+    let (fx, p) = (fixture.clone(), producer.clone());
+    let logs_v: Vec<Vec<u8>> = logs.iter().map(|e| e.value.clone()).collect();
+    let spans_v: Vec<Vec<u8>> = spans.iter().map(|e| e.value.clone()).collect();
+    let feeder = tokio::spawn(async move {
+        let (mut l, mut s) = (logs_v.chunks(600), spans_v.chunks(900));
+        loop {
+            let (a, b) = (l.next(), s.next());
+            if a.is_none() && b.is_none() {
+                break;
+            }
+            kafka::produce(&p, &fx.logs_topic, a.unwrap_or_default()).await?;
+            kafka::produce(&p, &fx.spans_topic, b.unwrap_or_default()).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::Ok(())
+    });
+    wait_until("some documents before the kill", WAIT, || async {
+        Ok(count_docs(&fixture.spans_stream).await? >= 2000)
+    })
+    .await?;
+    ingest.kill_hard()?;
+    let at_kill =
+        count_docs(&fixture.spans_stream).await? + count_docs(&fixture.logs_stream).await?;
+    assert!(
+        at_kill < events.len() as u64,
+        "the kill must land mid-stream ({at_kill} stored)"
+    );
+
+    feeder.await??;
+    let mut ingest = Component::start(binary(), &["ingest"], &env, "ingest-kill-restart").await?;
+    wait_exact(&fixture.logs_stream, logs.len() as u64).await?;
+    wait_exact(&fixture.spans_stream, spans.len() as u64).await?;
+    // Whatever the restart read again was absorbed as duplicates, not stored twice.
+    let m = ingest.metrics().await?;
+    let indexed = metric(&m, "panopticon_ingest_documents_indexed_total") as u64;
+    assert!(
+        indexed <= events.len() as u64 - at_kill.min(events.len() as u64) + 1,
+        "indexed {indexed}"
+    );
+    let status = ingest.terminate(Duration::from_secs(30)).await?;
+    assert!(
+        status.success(),
+        "exit status {status}; {}",
+        ingest.log_tail()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_full_buffer_flushes_and_commits_everything_before_exit() -> Result<()> {
+    let mut fixture = IngestFixture::create("term", 2).await?;
+    // Nothing is flushed by size or time: only shutdown can flush this buffer.
+    fixture
+        .set("BULK_BATCH_SIZE", "1000000")
+        .set("BULK_BATCH_BYTES_MB", "256")
+        .set("BULK_FLUSH_INTERVAL_MS", "600000")
+        .set("INGEST_MAX_INFLIGHT_MB", "512");
+    let events = workload::generate(5000, 13, chrono::Utc::now());
+    let (logs, spans): (Vec<_>, Vec<_>) = events.iter().partition(|e| e.is_log);
+    let producer = kafka::producer()?;
+    kafka::produce(
+        &producer,
+        &fixture.logs_topic,
+        &logs.iter().map(|e| e.value.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    kafka::produce(
+        &producer,
+        &fixture.spans_topic,
+        &spans.iter().map(|e| e.value.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    let env = fixture.env();
+    let mut ingest = Component::start(binary(), &["ingest"], &env, "ingest-term").await?;
+    wait_until("every record read into the buffer", WAIT, || async {
+        Ok(metric(
+            &ingest.metrics().await?,
+            "panopticon_ingest_records_consumed_total",
+        ) as usize
+            == events.len())
+    })
+    .await?;
+    assert_eq!(
+        count_docs(&fixture.logs_stream).await? + count_docs(&fixture.spans_stream).await?,
+        0,
+        "nothing may be flushed before the SIGTERM in this set-up"
+    );
+
+    let status = ingest.terminate(Duration::from_secs(30)).await?;
+    assert!(
+        status.success(),
+        "exit status {status}; {}",
+        ingest.log_tail()
+    );
+    assert_eq!(count_docs(&fixture.logs_stream).await?, logs.len() as u64);
+    assert_eq!(count_docs(&fixture.spans_stream).await?, spans.len() as u64);
+
+    // Committed: the same group reads nothing again.
+    let again = Component::start(binary(), &["ingest"], &env, "ingest-term-again").await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let m = again.metrics().await?;
+    assert_eq!(
+        metric(&m, "panopticon_ingest_records_consumed_total"),
+        0.0,
+        "offsets were not committed"
+    );
+    Ok(())
+}
