@@ -33,6 +33,7 @@ use crate::flush::{Entry, Settlement};
 use crate::metrics::{Metrics, PartitionLabel, ReasonLabel, TopicLabel};
 use crate::produce::{Producer, Source};
 use crate::record::{Schema, process_record};
+use prometheus_client::metrics::counter::Counter;
 
 /// Rebalance notifications, handed from librdkafka's callback to the loop.
 enum Assignment {
@@ -115,11 +116,34 @@ pub struct Consumer {
     pub abandon: CancellationToken,
 }
 
+/// The two input topics, with their data streams and per-topic counters resolved once
+/// (a labelled lookup per record would cost a lock, a hash and an allocation).
 struct Topics {
-    logs: Arc<str>,
-    spans: Arc<str>,
-    log_index: Arc<str>,
-    span_index: Arc<str>,
+    logs: TopicRoute,
+    spans: TopicRoute,
+}
+
+struct TopicRoute {
+    name: Arc<str>,
+    schema: Schema,
+    index: Arc<str>,
+    consumed: Counter,
+    events: Counter,
+}
+
+impl TopicRoute {
+    fn new(name: &str, schema: Schema, index: &str, metrics: &Metrics) -> Self {
+        let label = TopicLabel {
+            topic: name.to_owned(),
+        };
+        Self {
+            name: Arc::from(name),
+            schema,
+            index: Arc::from(index),
+            consumed: metrics.consumed.get_or_create(&label).clone(),
+            events: metrics.events.get_or_create(&label).clone(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -141,10 +165,18 @@ impl Consumer {
     /// Runs until `shutdown`, then drains within `INGEST_SHUTDOWN_TIMEOUT_MS`.
     pub async fn run(mut self, shutdown: CancellationToken) -> KafkaResult<()> {
         let topics = Topics {
-            logs: Arc::from(self.config.log_topic.as_str()),
-            spans: Arc::from(self.config.span_topic.as_str()),
-            log_index: Arc::from(self.config.elasticsearch.streams.logs.as_str()),
-            span_index: Arc::from(self.config.elasticsearch.streams.spans.as_str()),
+            logs: TopicRoute::new(
+                &self.config.log_topic,
+                Schema::Log,
+                &self.config.elasticsearch.streams.logs,
+                &self.metrics,
+            ),
+            spans: TopicRoute::new(
+                &self.config.span_topic,
+                Schema::Span,
+                &self.config.elasticsearch.streams.spans,
+                &self.metrics,
+            ),
         };
         self.consumer
             .subscribe(&[&self.config.log_topic, &self.config.span_topic])?;
@@ -201,16 +233,16 @@ impl Consumer {
         message: &rdkafka::message::BorrowedMessage<'_>,
     ) {
         let topic = message.topic();
-        let (schema, key_topic, index) = if topic == &*topics.logs {
-            (Schema::Log, &topics.logs, &topics.log_index)
-        } else if topic == &*topics.spans {
-            (Schema::Span, &topics.spans, &topics.span_index)
+        let route = if topic == &*topics.logs.name {
+            &topics.logs
+        } else if topic == &*topics.spans.name {
+            &topics.spans
         } else {
             tracing::warn!(topic, "record from an unexpected topic ignored");
             return;
         };
         let key = PartitionKey {
-            topic: key_topic.clone(),
+            topic: route.name.clone(),
             partition: message.partition(),
         };
         let offset = message.offset();
@@ -226,20 +258,10 @@ impl Consumer {
             limits: &self.config.limits,
             now: chrono::Utc::now(),
         };
-        let work = process_record(schema, index, &origin, &ctx);
+        let work = process_record(route.schema, &route.index, &origin, &ctx);
 
-        self.metrics
-            .consumed
-            .get_or_create(&TopicLabel {
-                topic: topic.to_owned(),
-            })
-            .inc();
-        self.metrics
-            .events
-            .get_or_create(&TopicLabel {
-                topic: topic.to_owned(),
-            })
-            .inc_by(work.events as u64);
+        route.consumed.inc();
+        route.events.inc_by(work.events as u64);
         state.consumed += 1;
         let parts = work.parts();
         let mut bytes = 0;

@@ -26,10 +26,11 @@ pub struct IngestConfig {
     pub commit_interval_ms: u64,
     pub bulk: BulkConfig,
     /// Most events read from Kafka and not yet settled (`INGEST_MAX_INFLIGHT_EVENTS`, default
-    /// 200 000). Past it, consumption pauses.
+    /// 100 000). Past it, consumption pauses.
     pub max_inflight_events: usize,
-    /// Most bytes of such events (`INGEST_MAX_INFLIGHT_MB`, default 128 MiB). Past it,
-    /// consumption pauses.
+    /// Most bytes of such events (`INGEST_MAX_INFLIGHT_MB`, default 64 MiB). Past it,
+    /// consumption pauses. Enough for several full batches in flight; the benchmark's peak RSS
+    /// is a few times this (document bookkeeping, librdkafka buffers, allocator).
     pub max_inflight_bytes: usize,
     /// How long a SIGTERM may take to flush and commit (`INGEST_SHUTDOWN_TIMEOUT_MS`, default
     /// 25 000, inside Kubernetes' default 30 s grace period).
@@ -116,8 +117,8 @@ impl IngestConfig {
             client_id: env.string("KAFKA_CLIENT_ID", "panopticon-ingest"),
             commit_interval_ms: env.at_least("KAFKA_COMMIT_INTERVAL_MS", 1000, 10)?,
             bulk,
-            max_inflight_events: env.at_least("INGEST_MAX_INFLIGHT_EVENTS", 200_000, 1)?,
-            max_inflight_bytes: env.at_least::<usize>("INGEST_MAX_INFLIGHT_MB", 128, 1)? << 20,
+            max_inflight_events: env.at_least("INGEST_MAX_INFLIGHT_EVENTS", 100_000, 1)?,
+            max_inflight_bytes: env.at_least::<usize>("INGEST_MAX_INFLIGHT_MB", 64, 1)? << 20,
             shutdown_timeout_ms: env.at_least("INGEST_SHUTDOWN_TIMEOUT_MS", 25_000, 100)?,
             throughput_log_interval_ms: env.at_least(
                 "STREAM_THROUGHPUT_MIN_INTERVAL_MS",

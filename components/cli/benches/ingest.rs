@@ -1,0 +1,311 @@
+//! Ingest throughput against a bare bulk loader, side by side on the same OpenSearch.
+//!
+//! 1. Generates N realistic events (default 1 000 000; `PANOPTICON_BENCH_EVENTS`), shaped like
+//!    the seed's load scripts, and preloads them into Kafka.
+//! 2. Warms OpenSearch up with a short bulk load.
+//! 3. (a) Runs `panopticon ingest` (release build) on the topics until every document is
+//!    indexed; measures wall time, the process's CPU time and peak RSS.
+//! 4. (b) Sends the very same documents (same ids) with the same batch size and concurrency
+//!    straight to OpenSearch: no Kafka, no validation, no offsets.
+//! 5. Prints events/s of both, the ratio (goal ≥ 0.9), CPU µs per event (goal ≤ 10) and RSS.
+//!
+//! Needs the stack: `e2e/stack up && eval "$(e2e/stack env)" && cargo bench -p panopticon --bench ingest`.
+
+// A benchmark reports on standard output.
+#![allow(clippy::print_stdout)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use elasticsearch::http::Method;
+use panopticon_e2e::ingest::{IngestFixture, count_docs, metric, wait_until};
+use panopticon_e2e::process::Component;
+use panopticon_e2e::{kafka, workload};
+use panopticon_es::bulk::{BulkBody, parse_response};
+use panopticon_es::{EsClient, EsSecrets};
+use panopticon_model::config::{ElasticsearchConfig, EnvSource};
+use panopticon_model::ids::{self, LogOrigin};
+use panopticon_model::{DecodeContext, Limits, decode_log, decode_span};
+
+/// Batch size and concurrency of both loaders (`PANOPTICON_BENCH_BATCH`,
+/// `PANOPTICON_BENCH_PARALLEL`; defaults are ingest's defaults).
+fn batch_and_parallel() -> (usize, usize) {
+    let read = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let d = panopticon_model::config::BulkConfig::default();
+    (
+        read("PANOPTICON_BENCH_BATCH", d.batch_size),
+        read("PANOPTICON_BENCH_PARALLEL", d.max_parallel_flushes),
+    )
+}
+
+fn main() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+struct Doc {
+    index: Arc<str>,
+    id: String,
+    json: Vec<u8>,
+}
+
+async fn run() -> Result<()> {
+    let (batch, parallel) = batch_and_parallel();
+    let n: usize = std::env::var("PANOPTICON_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let now = chrono::Utc::now();
+    let events = workload::generate(n, 42, now);
+    let n = events.len();
+    let bytes: usize = events.iter().map(|e| e.value.len()).sum();
+    let logs = events.iter().filter(|e| e.is_log).count();
+    println!(
+        "workload: {n} events ({logs} logs, {} spans), {:.1} MiB, mean {} B/event",
+        n - logs,
+        bytes as f64 / 1048576.0,
+        bytes / n
+    );
+
+    let mut fixture = IngestFixture::create("bench", 3).await?;
+    fixture
+        .set("BULK_BATCH_SIZE", &batch.to_string())
+        .set("BULK_MAX_PARALLEL_FLUSHES", &parallel.to_string())
+        .set("BULK_BATCH_BYTES_MB", "16")
+        .set("BULK_FLUSH_INTERVAL_MS", "1000")
+        .set("STREAM_THROUGHPUT_MIN_INTERVAL_MS", "10000");
+    // Ingest-only knobs may be varied from the environment (the bare loader has no such knobs).
+    for (name, value) in std::env::vars() {
+        if name.starts_with("KAFKA_FETCH_") || name.starts_with("INGEST_") {
+            println!("ingest setting: {name}={value}");
+            fixture.set(&name, &value);
+        }
+    }
+    let started = Instant::now();
+    let producer = kafka::producer()?;
+    let log_values: Vec<Vec<u8>> = events
+        .iter()
+        .filter(|e| e.is_log)
+        .map(|e| e.value.clone())
+        .collect();
+    let span_values: Vec<Vec<u8>> = events
+        .iter()
+        .filter(|e| !e.is_log)
+        .map(|e| e.value.clone())
+        .collect();
+    for chunk in log_values.chunks(50_000) {
+        kafka::produce(&producer, &fixture.logs_topic, chunk).await?;
+    }
+    for chunk in span_values.chunks(50_000) {
+        kafka::produce(&producer, &fixture.spans_topic, chunk).await?;
+    }
+    println!(
+        "preloaded into Kafka in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The documents the bare loader sends: what ingest stores, with the same ids.
+    let limits = Limits::default();
+    let ctx = DecodeContext {
+        limits: &limits,
+        now,
+    };
+    let bare_logs: Arc<str> =
+        Arc::from(format!("logs-bare-{}", panopticon_e2e::unique_name("b")).as_str());
+    let bare_spans: Arc<str> =
+        Arc::from(format!("traces-bare-{}", panopticon_e2e::unique_name("b")).as_str());
+    let mut docs = Vec::with_capacity(n);
+    for (i, e) in events.iter().enumerate() {
+        let v = workload::parse(e);
+        if e.is_log {
+            let d = decode_log(&v, &ctx)?;
+            let origin = LogOrigin {
+                topic: "bench",
+                partition: 0,
+                offset: i as i64,
+                index: 0,
+                payload: &e.value,
+            };
+            docs.push(Doc {
+                index: bare_logs.clone(),
+                id: ids::log_id(&origin),
+                json: serde_json::to_vec(&d)?,
+            });
+        } else {
+            let d = decode_span(&v, &ctx)?;
+            docs.push(Doc {
+                index: bare_spans.clone(),
+                id: ids::span_id(&d.trace_id, &d.span_id),
+                json: serde_json::to_vec(&d)?,
+            });
+        }
+    }
+    let es_config = ElasticsearchConfig::from_env(&EnvSource::from_pairs(&[(
+        "ELASTICSEARCH_NODE",
+        &panopticon_e2e::elasticsearch_url(),
+    )]))?;
+    let es = EsClient::new(&es_config, &EsSecrets::default())?;
+    for (stream, props) in [
+        (&bare_logs, panopticon_es::templates::log_properties()),
+        (&bare_spans, panopticon_es::templates::span_properties()),
+    ] {
+        panopticon_es::bootstrap::ensure_stream(&es, &format!("{stream}-template"), stream, props)
+            .await?;
+    }
+
+    // Warm-up: JIT and caches of OpenSearch, on other streams.
+    let warm: Vec<Doc> = docs
+        .iter()
+        .take(100_000.min(n / 5))
+        .map(|d| Doc {
+            index: Arc::from(format!("{}-warm", d.index).as_str()),
+            id: d.id.clone(),
+            json: d.json.clone(),
+        })
+        .collect();
+    for stream in [format!("{bare_logs}-warm"), format!("{bare_spans}-warm")] {
+        let props = if stream.starts_with("logs") {
+            panopticon_es::templates::log_properties()
+        } else {
+            panopticon_es::templates::span_properties()
+        };
+        panopticon_es::bootstrap::ensure_stream(&es, &format!("{stream}-template"), &stream, props)
+            .await?;
+    }
+    bulk_load(&es, warm, batch, parallel).await?;
+
+    // (a) ingest, as a release process.
+    let binary = Path::new(env!("CARGO_BIN_EXE_panopticon"));
+    let mut ingest = Component::start(binary, &["ingest"], &fixture.env(), "bench-ingest").await?;
+    let mut t0 = None;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let m = ingest.metrics().await?;
+        if t0.is_none() && metric(&m, "panopticon_ingest_records_consumed_total") > 0.0 {
+            t0 = Some(Instant::now());
+        }
+        if metric(&m, "panopticon_ingest_documents_indexed_total") as usize >= n {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "ingest did not finish; {}",
+            ingest.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ingest_secs = t0
+        .context("ingest consumed nothing")?
+        .elapsed()
+        .as_secs_f64();
+    let (cpu_secs, hwm) = cpu_and_peak_rss(ingest.pid())?;
+    ingest.terminate(Duration::from_secs(30)).await?;
+    let stored =
+        count_docs(&fixture.logs_stream).await? + count_docs(&fixture.spans_stream).await?;
+    anyhow::ensure!(stored == n as u64, "ingest stored {stored} of {n}");
+
+    // (b) the bare bulk loader, same documents, same batch size and concurrency.
+    let t = Instant::now();
+    bulk_load(&es, docs, batch, parallel).await?;
+    let bare_secs = t.elapsed().as_secs_f64();
+    wait_until("bare documents", Duration::from_secs(60), || async {
+        Ok(count_docs(&bare_logs).await? + count_docs(&bare_spans).await? == n as u64)
+    })
+    .await?;
+
+    let ingest_rate = n as f64 / ingest_secs;
+    let bare_rate = n as f64 / bare_secs;
+    println!(
+        "machine: {} cores; OpenSearch, Kafka and ingest share them",
+        std::thread::available_parallelism()
+            .map(|p| p.get())
+            .unwrap_or(0)
+    );
+    println!("batch {batch} docs, {parallel} parallel requests");
+    println!(
+        "(a) ingest Kafka -> OpenSearch: {n} events in {ingest_secs:.1}s = {ingest_rate:.0} events/s"
+    );
+    println!(
+        "(b) bare bulk loader          : {n} events in {bare_secs:.1}s = {bare_rate:.0} events/s"
+    );
+    println!(
+        "ratio ingest / bare: {:.2} (goal >= 0.9)",
+        ingest_rate / bare_rate
+    );
+    println!(
+        "ingest CPU: {:.1}s user+system = {:.2} us/event (goal <= 10)",
+        cpu_secs,
+        cpu_secs * 1e6 / n as f64
+    );
+    println!("ingest peak RSS: {:.1} MiB", hwm as f64 / 1048576.0);
+    Ok(())
+}
+
+async fn bulk_load(es: &EsClient, docs: Vec<Doc>, batch: usize, parallel: usize) -> Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut tasks = Vec::new();
+    let mut docs = docs.into_iter().peekable();
+    while docs.peek().is_some() {
+        let chunk: Vec<Doc> = docs.by_ref().take(batch).collect();
+        let permit = slots.clone().acquire_owned().await?;
+        let es = es.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut body = BulkBody::with_capacity(
+                chunk
+                    .iter()
+                    .map(|d| BulkBody::cost(&d.index, &d.id, &d.json))
+                    .sum(),
+            );
+            for d in &chunk {
+                body.push_create(&d.index, &d.id, &d.json);
+            }
+            let (status, bytes) = es
+                .send_raw(
+                    Method::Post,
+                    "/_bulk",
+                    "application/x-ndjson",
+                    Some(Bytes::from(body.into_bytes())),
+                )
+                .await?;
+            anyhow::ensure!(status.is_success(), "bulk status {status}");
+            let outcomes = parse_response(&bytes, chunk.len()).map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(outcomes.iter().all(|o| o.is_stored()), "bulk items failed");
+            drop(permit);
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// CPU seconds (user + system) and peak RSS (VmHWM) of a process.
+fn cpu_and_peak_rss(pid: u32) -> Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM")?;
+    Ok((ticks / 100.0, hwm_kb * 1024))
+}
