@@ -60,4 +60,7 @@ kafka_ready() {
 
 kafka_version() { echo "Apache Kafka $KAFKA_VERSION (KRaft, $(java -version 2>&1 | head -1))"; }
 
-kafka_env() { echo "export PANOPTICON_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"; }
+kafka_env() {
+  echo "export PANOPTICON_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+  echo "export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"   # what the components read
+}

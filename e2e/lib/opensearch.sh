@@ -78,4 +78,7 @@ opensearch_version() {
     python3 -c 'import json,sys; v=json.load(sys.stdin)["version"]; print("OpenSearch", v["number"], "(" + v.get("distribution","?") + ", lucene " + v["lucene_version"] + ")")'
 }
 
-opensearch_env() { echo "export PANOPTICON_ELASTICSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT"; }
+opensearch_env() {
+  echo "export PANOPTICON_ELASTICSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT"
+  echo "export ELASTICSEARCH_NODE=http://127.0.0.1:$OPENSEARCH_PORT"   # what the components read
+}

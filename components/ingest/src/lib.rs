@@ -106,6 +106,44 @@ pub async fn run(
     .await
     .with_context(|| format!("cannot bind the admin server on {}", options.admin_addr))?;
 
+    // Topics: the inputs and outputs must exist before the consumer and producer use them
+    // (the operator creates them with their partitions and retention; standalone, ingest does).
+    let admin_config = client_config(
+        &config.kafka,
+        &kafka_secrets,
+        &format!("{}-admin", config.client_id),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let topics = [
+        &config.log_topic,
+        &config.span_topic,
+        &config.error_topic,
+        &config.dlq_topic,
+    ]
+    .map(String::as_str);
+    let mut attempt = 0;
+    loop {
+        match panopticon_kafka::ensure_topics(&admin_config, &topics).await {
+            Ok(created) => {
+                if !created.is_empty() {
+                    tracing::info!(
+                        ?created,
+                        "created missing topics with the broker's defaults"
+                    );
+                }
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, "cannot check the topics yet, retrying");
+                attempt += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(Backoff::default().delay(attempt.min(6))) => {},
+                    () = shutdown.cancelled() => { admin_stop.cancel(); return Ok(()); }
+                }
+            }
+        }
+    }
+
     // Templates and data streams: retried until Elasticsearch answers (not ready meanwhile).
     let backoff = Backoff::default();
     let mut attempt = 0;

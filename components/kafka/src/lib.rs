@@ -5,9 +5,12 @@
 //!   environment (TLS, SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512).
 //! - [`OffsetTracker`]: which consumed offsets are settled, and so which offset each partition
 //!   may commit. The heart of at-least-once consumption.
+//! - [`ensure_topics`]: create missing topics, idempotently.
 
 mod config;
 mod offsets;
+mod topics;
 
 pub use config::{KafkaSecrets, client_config};
 pub use offsets::{OffsetTracker, PartitionKey};
+pub use topics::ensure_topics;
