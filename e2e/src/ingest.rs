@@ -74,18 +74,24 @@ impl IngestFixture {
     }
 }
 
-/// Minimal HTTP/1.1 GET over a TCP socket (no client dependency needed for two endpoints):
-/// returns the status code and the body.
-pub async fn http_get(url: &str) -> Result<(u16, String)> {
+/// Minimal HTTP/1.1 request over a TCP socket (tests need a handful of calls, not a client
+/// library): returns the status code and the body.
+pub async fn http(method: &str, url: &str, json_body: Option<&str>) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let body = json_body.unwrap_or_default();
     let mut stream = tokio::net::TcpStream::connect(host).await?;
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
         )
         .await?;
     let mut buf = Vec::new();
@@ -103,6 +109,11 @@ pub async fn http_get(url: &str) -> Result<(u16, String)> {
     Ok((status, body))
 }
 
+/// `GET url`.
+pub async fn http_get(url: &str) -> Result<(u16, String)> {
+    http("GET", url, None).await
+}
+
 /// A metric's value from a Prometheus text exposition (sum over label sets), 0 when absent.
 pub fn metric(exposition: &str, name: &str) -> f64 {
     exposition
@@ -118,7 +129,7 @@ pub fn metric(exposition: &str, name: &str) -> f64 {
 /// Document count of an index or data stream after a refresh (0 when it does not exist).
 pub async fn count_docs(stream: &str) -> Result<u64> {
     let base = crate::elasticsearch_url();
-    let refresh = http_post(&format!("{base}/{stream}/_refresh")).await?;
+    let refresh = http("POST", &format!("{base}/{stream}/_refresh"), None).await?;
     if refresh.0 == 404 {
         return Ok(0);
     }
@@ -141,30 +152,6 @@ pub async fn search_all(stream: &str) -> Result<Vec<serde_json::Value>> {
     Ok(v["hits"]["hits"].as_array().cloned().unwrap_or_default())
 }
 
-async fn http_post(url: &str) -> Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    stream
-        .write_all(
-            format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, text))
-}
-
 /// Polls `probe` every 200 ms until it returns true or `timeout` passes.
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<()>
 where
@@ -181,6 +168,23 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until `stream` holds exactly `n` documents; more than `n` fails at once (duplicates).
+pub async fn wait_exact_docs(stream: &str, n: u64, timeout: Duration) -> Result<()> {
+    wait_until(
+        &format!("{n} documents in {stream}"),
+        timeout,
+        || async move {
+            let c = count_docs(stream).await?;
+            anyhow::ensure!(
+                c <= n,
+                "{stream} holds {c} documents, more than the {n} events sent"
+            );
+            Ok(c == n)
+        },
+    )
+    .await
 }
 
 /// A free loopback port.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use panopticon_e2e::ingest::{IngestFixture, count_docs, metric, wait_until};
+use panopticon_e2e::ingest::{IngestFixture, count_docs, metric, wait_exact_docs, wait_until};
 use panopticon_e2e::process::Component;
 use panopticon_e2e::{kafka, workload};
 
@@ -16,15 +16,7 @@ fn binary() -> &'static Path {
 }
 
 async fn wait_exact(stream: &str, n: u64) -> Result<()> {
-    wait_until(&format!("{n} documents in {stream}"), WAIT, || async move {
-        let c = count_docs(stream).await?;
-        anyhow::ensure!(
-            c <= n,
-            "{stream} holds {c} documents, more than the {n} events sent"
-        );
-        Ok(c == n)
-    })
-    .await
+    wait_exact_docs(stream, n, WAIT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -278,25 +278,15 @@ impl Consumer {
             state.batch_started.get_or_insert_with(Instant::now);
         }
         for forward in work.forwards {
-            bytes += forward.value.len();
-            let (producer, settle, abandon, key) = (
-                self.producer.clone(),
-                self.settle_tx.clone(),
-                self.abandon.clone(),
-                key.clone(),
-            );
-            tokio::spawn(async move {
-                if producer.forward(&forward, &abandon).await.is_ok() {
-                    let _sent = settle.send(vec![Settlement {
-                        key,
-                        offset,
-                        bytes: forward.value.len(),
-                    }]);
-                }
+            let len = forward.value.len();
+            bytes += len;
+            self.spawn_part(&key, offset, len, move |producer, abandon| async move {
+                producer.forward(&forward, &abandon).await
             });
         }
         for dead in work.dead {
-            bytes += dead.payload.len();
+            let len = dead.payload.len();
+            bytes += len;
             self.metrics
                 .dead_lettered
                 .get_or_create(&ReasonLabel {
@@ -305,25 +295,14 @@ impl Consumer {
                 })
                 .inc();
             tracing::debug!(topic, partition = key.partition, offset, reason = %dead.reason, "dead-lettering an event");
-            let (producer, settle, abandon, key) = (
-                self.producer.clone(),
-                self.settle_tx.clone(),
-                self.abandon.clone(),
-                key.clone(),
-            );
-            tokio::spawn(async move {
+            let source_key = key.clone();
+            self.spawn_part(&key, offset, len, move |producer, abandon| async move {
                 let source = Source {
-                    topic: &key.topic,
-                    partition: key.partition,
+                    topic: &source_key.topic,
+                    partition: source_key.partition,
                     offset,
                 };
-                if producer.dead_letter(&source, &dead, &abandon).await.is_ok() {
-                    let _sent = settle.send(vec![Settlement {
-                        key: key.clone(),
-                        offset,
-                        bytes: dead.payload.len(),
-                    }]);
-                }
+                producer.dead_letter(&source, &dead, &abandon).await
             });
         }
         state.tracker.consumed(&key, offset, parts as u32);
@@ -342,6 +321,26 @@ impl Consumer {
         {
             self.set_paused(state, true);
         }
+    }
+
+    /// Runs one produced part of a record (a forward, a dead letter) in its own task, and
+    /// reports it settled once the broker acknowledged it.
+    fn spawn_part<F, Fut>(&self, key: &PartitionKey, offset: i64, bytes: usize, send: F)
+    where
+        F: FnOnce(Producer, CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), crate::produce::Abandoned>> + Send,
+    {
+        let (producer, settle, abandon, key) = (
+            self.producer.clone(),
+            self.settle_tx.clone(),
+            self.abandon.clone(),
+            key.clone(),
+        );
+        tokio::spawn(async move {
+            if send(producer, abandon).await.is_ok() {
+                let _sent = settle.send(vec![Settlement { key, offset, bytes }]);
+            }
+        });
     }
 
     fn dispatch(&self, state: &mut State) {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use panopticon_e2e::ingest::{
-    IngestFixture, count_docs, free_port, http_get, metric, search_all, wait_until,
+    IngestFixture, count_docs, free_port, http, http_get, metric, search_all, wait_exact_docs,
+    wait_until,
 };
 use panopticon_e2e::{kafka, workload};
 use panopticon_model::config::{EnvSource, IngestConfig};
@@ -56,15 +57,7 @@ impl Running {
 }
 
 async fn wait_docs(stream: &str, n: u64) -> Result<()> {
-    wait_until(&format!("{n} documents in {stream}"), WAIT, || async move {
-        let c = count_docs(stream).await?;
-        anyhow::ensure!(
-            c <= n,
-            "{stream} holds {c} documents, more than the {n} sent"
-        );
-        Ok(c == n)
-    })
-    .await
+    wait_exact_docs(stream, n, WAIT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,18 +274,12 @@ async fn a_document_elasticsearch_refuses_is_dead_lettered_with_the_engine_reaso
 }
 
 async fn put_json(url: &str, body: &Value) -> Result<()> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let body = if body.is_null() {
-        String::new()
+        None
     } else {
-        body.to_string()
+        Some(body.to_string())
     };
-    let mut s = tokio::net::TcpStream::connect(host).await?;
-    s.write_all(format!("PUT /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes()).await?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await?;
-    anyhow::ensure!(out.starts_with("HTTP/1.1 200"), "PUT {url}: {out}");
+    let (status, answer) = http("PUT", url, body.as_deref()).await?;
+    anyhow::ensure!(status == 200, "PUT {url}: {status} {answer}");
     Ok(())
 }

@@ -48,6 +48,15 @@ impl<'a> EnvSource<'a> {
         })
     }
 
+    /// Reads back what [`ToEnv::to_env`] rendered.
+    pub fn from_rendered(vars: &'a [(&'static str, String)]) -> Self {
+        Self::from_fn(move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
     /// The trimmed value, `None` when unset or blank.
     pub fn get(&self, name: &str) -> Option<String> {
         (self.lookup)(name)
