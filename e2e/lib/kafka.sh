@@ -19,11 +19,17 @@ kafka_start() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+# A SASL listener for the clients' SASL tests: SCRAM users are created at format time,
+# PLAIN users are listed here.
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$dir/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -48,14 +54,17 @@ PROPS
     # shellcheck disable=SC2086
     java $java_opts -cp "$KAFKA_DIR/lib/*" kafka.tools.StorageTool format \
       -t "$(java $java_opts -cp "$KAFKA_DIR/lib/*" kafka.tools.StorageTool random-uuid)" \
-      -c "$dir/server.properties" >> "$LOG_DIR/kafka.log" 2>&1
+      -c "$dir/server.properties" \
+      --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
+      --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
+      >> "$LOG_DIR/kafka.log" 2>&1
   fi
   # shellcheck disable=SC2086
   spawn kafka java $java_opts -cp "$KAFKA_DIR/lib/*" kafka.Kafka "$dir/server.properties"
 }
 
 kafka_ready() {
-  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$LOG_DIR/kafka.log"
+  port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT" && grep -q 'Kafka Server started' "$LOG_DIR/kafka.log"
 }
 
 kafka_version() { echo "Apache Kafka $KAFKA_VERSION (KRaft, $(java -version 2>&1 | head -1))"; }
@@ -63,4 +72,8 @@ kafka_version() { echo "Apache Kafka $KAFKA_VERSION (KRaft, $(java -version 2>&1
 kafka_env() {
   echo "export PANOPTICON_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
   echo "export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"   # what the components read
+  # The SASL listener and its test user (PLAIN and SCRAM-SHA-256/512); a local test secret.
+  echo "export PANOPTICON_KAFKA_SASL_BROKERS=127.0.0.1:$KAFKA_SASL_PORT"
+  echo "export PANOPTICON_KAFKA_SASL_USER=$KAFKA_SASL_USER"
+  echo "export PANOPTICON_KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD"
 }

@@ -1,4 +1,4 @@
-//! OpenSearch stopped for 30 s while `panopticon ingest` runs and events keep coming: no crash,
+//! OpenSearch stopped for 30 s while `panopticon ingest` runs and 250k events (~100 MiB) arrive: no crash,
 //! consumption pauses at the in-flight cap (memory stays bounded), and after OpenSearch is back
 //! every event is stored exactly once. Stops and restarts the stack's OpenSearch, so it lives
 //! in its own test binary (cargo runs test binaries one at a time).
@@ -27,7 +27,7 @@ async fn opensearch_down_for_30s_loses_nothing_duplicates_nothing_and_memory_sta
         .set("KAFKA_FETCH_MAX_BYTES_PER_PARTITION", "1048576");
     let env = fixture.env();
     let before = workload::generate(2000, 21, chrono::Utc::now());
-    let during = workload::generate(100_000, 22, chrono::Utc::now());
+    let during = workload::generate(250_000, 22, chrono::Utc::now());
     let split = |events: &[workload::Event]| -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let logs = events
             .iter()
@@ -103,16 +103,16 @@ async fn opensearch_down_for_30s_loses_nothing_duplicates_nothing_and_memory_sta
         "in-flight peaked at {peak_inflight} bytes, cap {cap}"
     );
     // RSS grows by the cap (serialised documents), their bookkeeping, the prefetch queue (a
-    // quarter of the cap), request bodies being retried and allocator slack: well under the
-    // data produced meanwhile, which an unbounded buffer would have to hold.
+    // quarter of the cap), request bodies being retried and allocator slack: a few times the
+    // cap, and far below the ~100 MiB produced meanwhile, which an unbounded buffer would hold.
     let produced: u64 = during.iter().map(|e| e.value.len() as u64).sum();
     let growth = peak_rss.saturating_sub(rss_before);
     assert!(
-        growth <= 3 * (CAP_MB << 20),
-        "RSS grew by {growth} bytes, more than 3 x the cap"
+        growth <= 5 * (CAP_MB << 20),
+        "RSS grew by {growth} bytes, more than 5 x the cap"
     );
     assert!(
-        growth < produced * 2 / 3,
+        growth < produced / 2,
         "RSS grew by {growth} bytes for {produced} bytes produced"
     );
 
