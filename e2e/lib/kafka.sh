@@ -6,7 +6,7 @@ kafka_install() {
   [ -f "$KAFKA_DIR/.complete" ] && return 0
   log "kafka: resolving kafka_2.13 $KAFKA_VERSION from Maven Central"
   rm -rf "$KAFKA_DIR"; mkdir -p "$KAFKA_DIR"
-  mvn -B -q -f "$E2E_DIR/kafka/pom.xml" -Dmaven.repo.local="$CACHE_DIR/m2" \
+  mvn -B -q -Dstyle.color=never -f "$E2E_DIR/kafka/pom.xml" -Dmaven.repo.local="$CACHE_DIR/m2" \
     -Dkafka.version="$KAFKA_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_DIR/lib"
   touch "$KAFKA_DIR/.complete"

@@ -20,7 +20,7 @@ opensearch_install() {
   if [ ! -f "$zip" ]; then
     log "opensearch: fetching integ-test-zip $OPENSEARCH_VERSION from Maven Central"
     mkdir -p "$OPENSEARCH_DIR"
-    mvn -B -q -Dmaven.repo.local="$CACHE_DIR/m2" dependency:copy \
+    mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$CACHE_DIR/m2" dependency:copy \
       -Dartifact="org.opensearch.distribution.integ-test-zip:opensearch:$OPENSEARCH_VERSION:zip" \
       -DoutputDirectory="$OPENSEARCH_DIR.tmp"
     mv "$OPENSEARCH_DIR.tmp/opensearch-$OPENSEARCH_VERSION.zip" "$zip"
