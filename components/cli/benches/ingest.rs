@@ -7,7 +7,11 @@
 //!    indexed; measures wall time, the process's CPU time and peak RSS.
 //! 4. (b) Sends the very same documents (same ids) with the same batch size and concurrency
 //!    straight to OpenSearch: no Kafka, no validation, no offsets.
-//! 5. Prints events/s of both, the ratio (goal ≥ 0.9), CPU µs per event (goal ≤ 10) and RSS.
+//! 5. Prints events/s of both, the ratio (goal ≥ 0.9), CPU µs per event (goal ≤ 10), RSS,
+//!    and the cores each server used in each phase.
+//!
+//! `PANOPTICON_BENCH_PIN=1` gives OpenSearch a core of its own (the rest shares the other), so
+//! that ingest's CPU does not come out of OpenSearch's: the set-up of a real cluster.
 //!
 //! Needs the stack: `e2e/stack up && eval "$(e2e/stack env)" && cargo bench -p panopticon --bench ingest`.
 
@@ -185,6 +189,31 @@ async fn run() -> Result<()> {
     }
     bulk_load(&es, warm, batch, parallel).await?;
 
+    // CPU of the stack's servers during each phase: where the machine's two cores went.
+    let server_cpu = |name: &str| -> Option<f64> {
+        let dir = std::env::var("PANOPTICON_STACK").ok()?;
+        let pid: u32 = std::fs::read_to_string(format!("{dir}/pids/{name}.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        cpu_and_peak_rss(pid).ok().map(|(cpu, _)| cpu)
+    };
+    // With PANOPTICON_BENCH_PIN=1, OpenSearch gets core 0 to itself and everything else
+    // (Kafka, this loader, the ingest process it starts) shares core 1: OpenSearch then has
+    // the same CPU in both phases, as on a cluster where it runs on its own nodes.
+    let pinned = std::env::var("PANOPTICON_BENCH_PIN").is_ok_and(|v| v == "1");
+    let cores = std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(0);
+    if pinned {
+        pin("opensearch", "0")?;
+        pin("kafka", "1")?;
+        taskset(std::process::id(), "1")?;
+        println!("pinned: OpenSearch on core 0; Kafka, loaders and ingest on core 1");
+    }
+    let (kafka_0, os_0) = (server_cpu("kafka"), server_cpu("opensearch"));
+
     // (a) ingest, as a release process.
     let binary = Path::new(env!("CARGO_BIN_EXE_panopticon"));
     let mut ingest = Component::start(binary, &["ingest"], &fixture.env(), "bench-ingest").await?;
@@ -210,28 +239,36 @@ async fn run() -> Result<()> {
         .elapsed()
         .as_secs_f64();
     let (cpu_secs, hwm) = cpu_and_peak_rss(ingest.pid())?;
+    let (kafka_1, os_1) = (server_cpu("kafka"), server_cpu("opensearch"));
     ingest.terminate(Duration::from_secs(30)).await?;
     let stored =
         count_docs(&fixture.logs_stream).await? + count_docs(&fixture.spans_stream).await?;
     anyhow::ensure!(stored == n as u64, "ingest stored {stored} of {n}");
 
     // (b) the bare bulk loader, same documents, same batch size and concurrency.
+    let os_1b = server_cpu("opensearch");
     let t = Instant::now();
     bulk_load(&es, docs, batch, parallel).await?;
     let bare_secs = t.elapsed().as_secs_f64();
+    let os_2 = server_cpu("opensearch");
     wait_until("bare documents", Duration::from_secs(60), || async {
         Ok(count_docs(&bare_logs).await? + count_docs(&bare_spans).await? == n as u64)
     })
     .await?;
 
+    if pinned {
+        pin("opensearch", "0-1")?;
+        pin("kafka", "0-1")?;
+    }
     let ingest_rate = n as f64 / ingest_secs;
     let bare_rate = n as f64 / bare_secs;
-    println!(
-        "machine: {} cores; OpenSearch, Kafka and ingest share them",
-        std::thread::available_parallelism()
-            .map(|p| p.get())
-            .unwrap_or(0)
-    );
+    if pinned {
+        println!(
+            "machine: 2 cores; OpenSearch alone on one, Kafka + loaders + ingest on the other"
+        );
+    } else {
+        println!("machine: {cores} cores; OpenSearch, Kafka and ingest share them");
+    }
     println!("batch {batch} docs, {parallel} parallel requests");
     println!(
         "(a) ingest Kafka -> OpenSearch: {n} events in {ingest_secs:.1}s = {ingest_rate:.0} events/s"
@@ -249,6 +286,22 @@ async fn run() -> Result<()> {
         cpu_secs * 1e6 / n as f64
     );
     println!("ingest peak RSS: {:.1} MiB", hwm as f64 / 1048576.0);
+    if let (Some(k0), Some(k1), Some(o0), Some(o1), Some(o1b), Some(o2)) =
+        (kafka_0, kafka_1, os_0, os_1, os_1b, os_2)
+    {
+        println!(
+            "cores used during (a): ingest {:.2}, Kafka broker {:.2}, OpenSearch {:.2}; during (b): OpenSearch {:.2}",
+            cpu_secs / ingest_secs,
+            (k1 - k0) / ingest_secs,
+            (o1 - o0) / ingest_secs,
+            (o2 - o1b) / bare_secs
+        );
+        println!(
+            "OpenSearch CPU per document: (a) {:.1} us, (b) {:.1} us",
+            (o1 - o0) * 1e6 / n as f64,
+            (o2 - o1b) * 1e6 / n as f64
+        );
+    }
     Ok(())
 }
 
@@ -273,7 +326,7 @@ async fn bulk_load(es: &EsClient, docs: Vec<Doc>, batch: usize, parallel: usize)
             let (status, bytes) = es
                 .send_raw(
                     Method::Post,
-                    "/_bulk",
+                    panopticon_es::bulk::BULK_PATH,
                     "application/x-ndjson",
                     Some(Bytes::from(body.into_bytes())),
                 )
@@ -289,6 +342,25 @@ async fn bulk_load(es: &EsClient, docs: Vec<Doc>, batch: usize, parallel: usize)
         t.await??;
     }
     Ok(())
+}
+
+/// Sets the CPU affinity of every thread of a process.
+fn taskset(pid: u32, cpus: &str) -> Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "taskset {cpus} {pid} failed");
+    Ok(())
+}
+
+/// Pins a server of the stack (by its pid file) to `cpus`.
+fn pin(server: &str, cpus: &str) -> Result<()> {
+    let dir = std::env::var("PANOPTICON_STACK").context("PANOPTICON_STACK is not set")?;
+    let pid: u32 = std::fs::read_to_string(format!("{dir}/pids/{server}.pid"))?
+        .trim()
+        .parse()?;
+    taskset(pid, cpus)
 }
 
 /// CPU seconds (user + system) and peak RSS (VmHWM) of a process.

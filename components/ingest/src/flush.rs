@@ -164,7 +164,7 @@ impl Flusher {
         self.metrics.bulk_requests.inc();
         let request = self.es.send_raw(
             Method::Post,
-            "/_bulk",
+            panopticon_es::bulk::BULK_PATH,
             "application/x-ndjson",
             Some(Bytes::from(body.into_bytes())),
         );
