@@ -238,3 +238,118 @@ pub fn truncate(s: &str, max: usize) -> String {
     }
     format!("{}…", &s[..end])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use panopticon_model::config::EnvSource;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Answers one request like an OpenSearch root endpoint and returns the request head.
+    async fn one_request_server() -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let n = socket.read(&mut buf).await.unwrap();
+            let body = r#"{"version":{"number":"2.19.3","distribution":"opensearch"}}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (url, task)
+    }
+
+    fn config(url: &str, user: Option<&str>) -> ElasticsearchConfig {
+        let mut pairs = vec![("ELASTICSEARCH_NODE", url)];
+        if let Some(u) = user {
+            pairs.push(("OPENSEARCH_USERNAME", u));
+        }
+        ElasticsearchConfig::from_env(&EnvSource::from_pairs(&pairs)).unwrap()
+    }
+
+    fn authorization(head: &str) -> Option<String> {
+        head.lines()
+            .find_map(|l| {
+                l.strip_prefix("authorization: ")
+                    .or_else(|| l.strip_prefix("Authorization: "))
+            })
+            .map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn basic_auth_is_sent_and_the_flavour_detected() {
+        let (url, server) = one_request_server().await;
+        let secrets = EsSecrets {
+            password: Some("s3cret".to_owned().into()),
+            api_key: None,
+        };
+        let client = EsClient::new(&config(&url, Some("ingest")), &secrets).unwrap();
+        assert_eq!(client.flavour().await.unwrap(), Flavour::OpenSearch);
+        let head = server.await.unwrap();
+        // base64("ingest:s3cret")
+        assert_eq!(
+            authorization(&head).as_deref(),
+            Some("Basic aW5nZXN0OnMzY3JldA==")
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("accept-encoding: identity")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_api_key_takes_precedence() {
+        let (url, server) = one_request_server().await;
+        let secrets = EsSecrets {
+            password: None,
+            api_key: Some("aWQ6a2V5".to_owned().into()),
+        };
+        let client = EsClient::new(&config(&url, None), &secrets).unwrap();
+        client.ping().await.unwrap();
+        assert_eq!(
+            authorization(&server.await.unwrap()).as_deref(),
+            Some("ApiKey aWQ6a2V5")
+        );
+    }
+
+    #[test]
+    fn a_user_without_password_is_a_configuration_error() {
+        let e = EsClient::new(
+            &config("http://127.0.0.1:1", Some("ingest")),
+            &EsSecrets::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("OPENSEARCH_PASSWORD"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_names_the_variable() {
+        let mut c = config("https://127.0.0.1:1", None);
+        c.ca_file = Some("/nonexistent/ca.pem".to_owned());
+        let e = EsClient::new(&c, &EsSecrets::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("ELASTICSEARCH_CA_FILE /nonexistent/ca.pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let secrets = EsSecrets {
+            password: Some("s3cret".to_owned().into()),
+            api_key: Some("k3y".to_owned().into()),
+        };
+        let client = EsClient::new(&config("http://127.0.0.1:1", Some("u")), &secrets).unwrap();
+        let shown = format!("{client:?} {:?} {:?}", secrets.password, secrets.api_key);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+    }
+}
