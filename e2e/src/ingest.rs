@@ -193,3 +193,32 @@ pub fn free_port() -> Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// Produces `logs` and `spans` to the fixture's topics in `rounds` interleaved slices with a
+/// `pause` after each, in a task: traffic that keeps arriving while a test acts.
+pub fn feed(
+    fixture: &IngestFixture,
+    logs: Vec<Vec<u8>>,
+    spans: Vec<Vec<u8>>,
+    rounds: usize,
+    pause: Duration,
+) -> tokio::task::JoinHandle<Result<()>> {
+    let (logs_topic, spans_topic) = (fixture.logs_topic.clone(), fixture.spans_topic.clone());
+    tokio::spawn(async move {
+        let producer = crate::kafka::producer()?;
+        let (lc, sc) = (
+            logs.len().div_ceil(rounds).max(1),
+            spans.len().div_ceil(rounds).max(1),
+        );
+        let (mut l, mut s) = (logs.chunks(lc), spans.chunks(sc));
+        loop {
+            let (a, b) = (l.next(), s.next());
+            if a.is_none() && b.is_none() {
+                return Ok(());
+            }
+            crate::kafka::produce(&producer, &logs_topic, a.unwrap_or_default()).await?;
+            crate::kafka::produce(&producer, &spans_topic, b.unwrap_or_default()).await?;
+            tokio::time::sleep(pause).await;
+        }
+    })
+}

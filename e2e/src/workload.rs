@@ -133,3 +133,18 @@ pub fn generate(events: usize, seed: u64, around: DateTime<Utc>) -> Vec<Event> {
 pub fn parse(event: &Event) -> Value {
     serde_json::from_slice(&event.value).unwrap_or(Value::Null)
 }
+
+/// The record values of `events`, logs first, spans second.
+pub fn split(events: &[Event]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let logs = events
+        .iter()
+        .filter(|e| e.is_log)
+        .map(|e| e.value.clone())
+        .collect();
+    let spans = events
+        .iter()
+        .filter(|e| !e.is_log)
+        .map(|e| e.value.clone())
+        .collect();
+    (logs, spans)
+}

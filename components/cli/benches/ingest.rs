@@ -98,16 +98,7 @@ async fn run() -> Result<()> {
     }
     let started = Instant::now();
     let producer = kafka::producer()?;
-    let log_values: Vec<Vec<u8>> = events
-        .iter()
-        .filter(|e| e.is_log)
-        .map(|e| e.value.clone())
-        .collect();
-    let span_values: Vec<Vec<u8>> = events
-        .iter()
-        .filter(|e| !e.is_log)
-        .map(|e| e.value.clone())
-        .collect();
+    let (log_values, span_values) = workload::split(&events);
     for chunk in log_values.chunks(50_000) {
         kafka::produce(&producer, &fixture.logs_topic, chunk).await?;
     }

@@ -28,21 +28,8 @@ async fn opensearch_down_for_30s_loses_nothing_duplicates_nothing_and_memory_sta
     let env = fixture.env();
     let before = workload::generate(2000, 21, chrono::Utc::now());
     let during = workload::generate(250_000, 22, chrono::Utc::now());
-    let split = |events: &[workload::Event]| -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-        let logs = events
-            .iter()
-            .filter(|e| e.is_log)
-            .map(|e| e.value.clone())
-            .collect();
-        let spans = events
-            .iter()
-            .filter(|e| !e.is_log)
-            .map(|e| e.value.clone())
-            .collect();
-        (logs, spans)
-    };
-    let (logs_a, spans_a) = split(&before);
-    let (logs_b, spans_b) = split(&during);
+    let (logs_a, spans_a) = workload::split(&before);
+    let (logs_b, spans_b) = workload::split(&during);
     let producer = kafka::producer()?;
     let mut ingest = Component::start(
         Path::new(env!("CARGO_BIN_EXE_panopticon")),

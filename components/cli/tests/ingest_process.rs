@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use panopticon_e2e::ingest::{IngestFixture, count_docs, metric, wait_exact_docs, wait_until};
+use panopticon_e2e::ingest::{
+    IngestFixture, count_docs, feed, metric, wait_exact_docs, wait_until,
+};
 use panopticon_e2e::process::Component;
 use panopticon_e2e::{kafka, workload};
 
@@ -26,28 +28,18 @@ async fn sigkill_mid_stream_then_restart_gives_exactly_one_document_per_event() 
         .set("BULK_BATCH_SIZE", "200")
         .set("BULK_MAX_PARALLEL_FLUSHES", "2");
     let events = workload::generate(30_000, 11, chrono::Utc::now());
-    let (logs, spans): (Vec<_>, Vec<_>) = events.iter().partition(|e| e.is_log);
+    let (logs, spans) = workload::split(&events);
     let env = fixture.env();
 
     let mut ingest = Component::start(binary(), &["ingest"], &env, "ingest-kill").await?;
-    // Produce in chunks while ingest runs, so the kill lands mid-stream.
-    let producer = kafka::producer()?;
-    let (fx, p) = (fixture.clone(), producer.clone());
-    let logs_v: Vec<Vec<u8>> = logs.iter().map(|e| e.value.clone()).collect();
-    let spans_v: Vec<Vec<u8>> = spans.iter().map(|e| e.value.clone()).collect();
-    let feeder = tokio::spawn(async move {
-        let (mut l, mut s) = (logs_v.chunks(600), spans_v.chunks(900));
-        loop {
-            let (a, b) = (l.next(), s.next());
-            if a.is_none() && b.is_none() {
-                break;
-            }
-            kafka::produce(&p, &fx.logs_topic, a.unwrap_or_default()).await?;
-            kafka::produce(&p, &fx.spans_topic, b.unwrap_or_default()).await?;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::Ok(())
-    });
+    // Produce in slices while ingest runs, so the kill lands mid-stream.
+    let feeder = feed(
+        &fixture,
+        logs.clone(),
+        spans.clone(),
+        20,
+        Duration::from_millis(50),
+    );
     wait_until("some documents before the kill", WAIT, || async {
         Ok(count_docs(&fixture.spans_stream).await? >= 2000)
     })

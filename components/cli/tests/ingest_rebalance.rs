@@ -7,48 +7,28 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use panopticon_e2e::ingest::{IngestFixture, count_docs, metric, wait_exact_docs, wait_until};
+use panopticon_e2e::ingest::{
+    IngestFixture, count_docs, feed, metric, wait_exact_docs, wait_until,
+};
 use panopticon_e2e::process::Component;
-use panopticon_e2e::{kafka, workload};
+use panopticon_e2e::workload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_joining_and_leaving_mid_stream_lose_and_duplicate_nothing() -> Result<()> {
     let mut fixture = IngestFixture::create("rebalance", 6).await?;
     fixture.set("BULK_BATCH_SIZE", "300");
     let events = workload::generate(60_000, 31, chrono::Utc::now());
-    let logs: Vec<Vec<u8>> = events
-        .iter()
-        .filter(|e| e.is_log)
-        .map(|e| e.value.clone())
-        .collect();
-    let spans: Vec<Vec<u8>> = events
-        .iter()
-        .filter(|e| !e.is_log)
-        .map(|e| e.value.clone())
-        .collect();
+    let (logs, spans) = workload::split(&events);
     let env = fixture.env();
     let binary = Path::new(env!("CARGO_BIN_EXE_panopticon"));
 
-    let producer = kafka::producer()?;
-    let (fx, p, l, s) = (
-        fixture.clone(),
-        producer.clone(),
+    let feeder = feed(
+        &fixture,
         logs.clone(),
         spans.clone(),
+        100,
+        Duration::from_millis(250),
     );
-    let feeder = tokio::spawn(async move {
-        let (mut lc, mut sc) = (l.chunks(400), s.chunks(600));
-        loop {
-            let (a, b) = (lc.next(), sc.next());
-            if a.is_none() && b.is_none() {
-                break;
-            }
-            kafka::produce(&p, &fx.logs_topic, a.unwrap_or_default()).await?;
-            kafka::produce(&p, &fx.spans_topic, b.unwrap_or_default()).await?;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        anyhow::Ok(())
-    });
 
     let mut first = Component::start(binary, &["ingest"], &env, "ingest-replica-1").await?;
     wait_until(

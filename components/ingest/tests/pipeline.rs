@@ -64,16 +64,7 @@ async fn wait_docs(stream: &str, n: u64) -> Result<()> {
 async fn mixed_events_become_exactly_one_document_each_and_errors_are_forwarded() -> Result<()> {
     let fixture = IngestFixture::create("mixed", 3).await?;
     let events = workload::generate(3000, 7, chrono::Utc::now());
-    let logs: Vec<Vec<u8>> = events
-        .iter()
-        .filter(|e| e.is_log)
-        .map(|e| e.value.clone())
-        .collect();
-    let spans: Vec<Vec<u8>> = events
-        .iter()
-        .filter(|e| !e.is_log)
-        .map(|e| e.value.clone())
-        .collect();
+    let (logs, spans) = workload::split(&events);
     let errors = events.iter().filter(|e| e.is_error_log).count();
     let producer = kafka::producer()?;
     kafka::produce(&producer, &fixture.logs_topic, &logs).await?;
