@@ -228,7 +228,8 @@ mod opensearch {
                         "services": {"terms": {"field": "service_name"},
                             "aggs": {"errors": {"filter": {"term": {"status": "ERROR"}}}}},
                         "latency": {"percentiles": {"field": "duration_ms", "percents": [50, 95]}},
-                        "per_minute": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1m"}}
+                        "per_minute": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1m"}},
+                        "sketch": {"terms": {"field": "duration_bucket", "size": 1000}}
                     }
                 }))
                 .send()
@@ -268,6 +269,20 @@ mod opensearch {
             .map(|b| b["doc_count"].as_u64().unwrap_or_default())
             .collect();
         assert_eq!(minutes, vec![60, 40]);
+
+        // The latency sketch rebuilt from a terms aggregation on the stored bucket index:
+        // the rollup path, without reading raw spans. Exact p95 of 1..=100 ms is 95 ms.
+        let mut sketch = panopticon_model::sketch::Sketch::new();
+        for b in result["aggregations"]["sketch"]["buckets"]
+            .as_array()
+            .context("sketch")?
+        {
+            let index = i32::try_from(b["key"].as_i64().context("bucket key")?)?;
+            sketch.add_bucket(index, b["doc_count"].as_u64().context("bucket count")?);
+        }
+        assert_eq!(sketch.count, 100);
+        let p95 = sketch.quantile(0.95).context("p95")?;
+        assert!((p95 - 95.0).abs() <= 0.95, "sketch p95 {p95}");
 
         body(
             client

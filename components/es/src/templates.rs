@@ -69,6 +69,7 @@ pub fn span_properties() -> Value {
         "name": keyword(),
         "kind": keyword(),
         "duration_ms": {"type": "double"},
+        "duration_bucket": {"type": "integer"},
         "status": keyword(),
         "http_method": keyword(),
         "http_path": keyword(),

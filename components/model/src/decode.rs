@@ -190,6 +190,7 @@ pub fn decode_span(event: &Value, ctx: &DecodeContext<'_>) -> Result<SpanDocumen
         name,
         kind,
         duration_ms,
+        duration_bucket: crate::sketch::bucket_index(duration_ms),
         status,
         http_method: optional_keyword(obj, "http_method", limits)?,
         http_path: optional_keyword(obj, "http_path", limits)?,

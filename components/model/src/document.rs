@@ -163,6 +163,10 @@ pub struct SpanDocument {
     pub name: String,
     pub kind: SpanKind,
     pub duration_ms: f64,
+    /// The [`crate::sketch`] bucket of `duration_ms` (absent for a zero duration): rollups
+    /// aggregate on it to build mergeable latency sketches without reading raw spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_bucket: Option<i32>,
     pub status: SpanStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_method: Option<String>,

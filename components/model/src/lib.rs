@@ -32,6 +32,7 @@ mod error;
 pub mod ids;
 mod labels;
 mod limits;
+pub mod sketch;
 mod timestamp;
 
 pub use decode::{DecodeContext, decode_log, decode_span, split_payload};

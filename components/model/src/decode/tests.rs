@@ -84,7 +84,8 @@ fn the_seed_sample_span_is_stored_with_the_seed_fields() {
         stored,
         json!({"@timestamp":"2025-11-10T07:17:00.583Z","type":"span","service_name":"demo-service",
             "environment":"production","trace_id":"t1","span_id":"s1","parent_span_id":null,
-            "name":"GET /api/sample","kind":"SERVER","duration_ms":50.5,"status":"OK",
+            "name":"GET /api/sample","kind":"SERVER","duration_ms":50.5,
+            "duration_bucket":crate::sketch::bucket_index(50.5),"status":"OK",
             "http_method":"GET","http_path":"/api/sample","http_status_code":200,
             "labels":{"component":"api"},"ingestedAt":"2025-11-10T08:00:00.000Z"})
     );
