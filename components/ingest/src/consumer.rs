@@ -159,6 +159,7 @@ struct State {
     paused: bool,
     consumed: u64,
     consumed_at_last_log: u64,
+    dead_since_log: u64,
 }
 
 impl Consumer {
@@ -209,9 +210,17 @@ impl Consumer {
                     if last_log.elapsed() >= throughput_every {
                         let n = state.consumed - state.consumed_at_last_log;
                         tracing::info!(records = n, per_second = (n as f64 / last_log.elapsed().as_secs_f64()) as u64,
+                            dead_lettered = state.dead_since_log,
                             inflight_events = state.inflight_events, inflight_bytes = state.inflight_bytes,
                             paused = state.paused, "stream throughput");
+                        // Invalid input is summarised here (and counted by reason in /metrics)
+                        // instead of a line per event.
+                        if state.dead_since_log > 0 {
+                            tracing::warn!(events = state.dead_since_log, topic = %self.config.dlq_topic,
+                                "events were dead-lettered since the last report; see the reason headers");
+                        }
                         state.consumed_at_last_log = state.consumed;
+                        state.dead_since_log = 0;
                         last_log = Instant::now();
                     }
                 }
@@ -284,6 +293,7 @@ impl Consumer {
                 producer.forward(&forward, &abandon).await
             });
         }
+        state.dead_since_log += work.dead.len() as u64;
         for dead in work.dead {
             let len = dead.payload.len();
             bytes += len;
