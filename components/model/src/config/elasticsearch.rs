@@ -169,13 +169,7 @@ mod tests {
         let c = ElasticsearchConfig::from_env(&EnvSource::from_pairs(&pairs)).unwrap();
         assert_eq!(c.streams.logs_template, "logs-team-template");
         let rendered = c.to_env();
-        let back = ElasticsearchConfig::from_env(&EnvSource::from_fn(|name| {
-            rendered
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        }))
-        .unwrap();
+        let back = ElasticsearchConfig::from_env(&EnvSource::from_rendered(&rendered)).unwrap();
         assert_eq!(back, c);
     }
 

@@ -286,13 +286,7 @@ mod tests {
         let c = IngestConfig::from_env(&EnvSource::from_pairs(&[("BULK_BATCH_BYTES_MB", "0.5")]))
             .unwrap();
         let rendered = c.to_env();
-        let back = IngestConfig::from_env(&EnvSource::from_fn(|name| {
-            rendered
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        }))
-        .unwrap();
+        let back = IngestConfig::from_env(&EnvSource::from_rendered(&rendered)).unwrap();
         assert_eq!(back, c);
     }
 }

@@ -198,13 +198,7 @@ mod tests {
         ])
         .unwrap();
         let rendered = c.to_env();
-        let back = KafkaConfig::from_env(&EnvSource::from_fn(|name| {
-            rendered
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        }))
-        .unwrap();
+        let back = KafkaConfig::from_env(&EnvSource::from_rendered(&rendered)).unwrap();
         assert_eq!(back, c);
     }
 }
