@@ -18,7 +18,7 @@ export GOMODCACHE="$CACHE_DIR/go/mod" GOCACHE="$CACHE_DIR/go/build"
 build_kubernetes() {
   local dir="$K8S_DIR"
   [ -f "$dir/.complete" ] && return 0
-  log "building kubernetes v$K8S_VERSION control plane into $dir (first time only; ~15-25 min)"
+  log "building kubernetes v$K8S_VERSION control plane into $dir (first time only; about 5 min on 2 cores)"
   rm -rf "$dir"; mkdir -p "$dir/bin" "$dir/wrapper"
   cd "$dir/wrapper"
   go mod init panopticon.local/k8sbuild >/dev/null 2>&1
