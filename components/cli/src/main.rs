@@ -1,6 +1,7 @@
 //! `panopticon`: one binary, one subcommand per component. `ingest` runs the Kafka →
-//! Elasticsearch pipeline; `check` runs the ingest validation over events in a file so producers
-//! can test their payloads offline. `rollup`, `query` and `alert` arrive with their issues.
+//! Elasticsearch pipeline; `rollup` turns closed windows of spans into metrics; `check` runs the
+//! ingest validation over events in a file so producers can test their payloads offline.
+//! `query` and `alert` arrive with their issues.
 //!
 //! Pipeline configuration comes from environment variables (the seed's names, see
 //! `panopticon_model::config`); runtime knobs (log format, admin address) are flags.
@@ -29,6 +30,11 @@ struct Args {
 enum Command {
     /// Consume logs and spans from Kafka and index them into Elasticsearch/OpenSearch.
     Ingest {
+        #[command(flatten)]
+        runtime: Runtime,
+    },
+    /// Roll closed windows of spans up into per-service and per-endpoint metrics.
+    Rollup {
         #[command(flatten)]
         runtime: Runtime,
     },
@@ -83,6 +89,18 @@ fn main() -> ExitCode {
             panopticon_ingest::run(
                 config,
                 panopticon_ingest::RunOptions { admin_addr },
+                shutdown,
+            )
+            .await
+        }),
+        Command::Rollup { runtime } => serve(runtime, |shutdown, admin_addr| async move {
+            let config = panopticon_model::config::RollupConfig::from_env(
+                &panopticon_model::config::EnvSource::process(),
+            )?;
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting rollup");
+            panopticon_rollup::run(
+                config,
+                panopticon_rollup::RunOptions { admin_addr },
                 shutdown,
             )
             .await

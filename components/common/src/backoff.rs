@@ -20,6 +20,38 @@ impl Default for Backoff {
     }
 }
 
+/// Start-up steps (templates, topics) retried until the dependency answers: runs `step` until
+/// it succeeds, fails for good (`retryable` false), or `shutdown` is cancelled (`Ok(None)`).
+/// Each failure is logged as a warning naming `what`.
+pub async fn retry_until_ready<T, E, F, Fut>(
+    what: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+    retryable: impl Fn(&E) -> bool,
+    mut step: F,
+) -> Result<Option<T>, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let backoff = Backoff::default();
+    let mut attempt = 0;
+    loop {
+        match step().await {
+            Ok(value) => return Ok(Some(value)),
+            Err(error) if retryable(&error) => {
+                tracing::warn!(%error, attempt, "cannot {what} yet, retrying");
+                attempt += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.delay(attempt.min(6))) => {},
+                    () = shutdown.cancelled() => return Ok(None),
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 impl Backoff {
     /// The delay before retry number `attempt` (0-based).
     pub fn delay(&self, attempt: u32) -> Duration {

@@ -29,6 +29,38 @@ pub async fn ensure_ingest_streams(client: &EsClient, names: &StreamNames) -> Re
     .await
 }
 
+/// PUTs the index templates of the rollup indices (service and endpoint series). The indices
+/// themselves are created by the first write into them.
+pub async fn ensure_rollup_templates(
+    client: &EsClient,
+    names: &StreamNames,
+) -> Result<(), EsError> {
+    use panopticon_model::rollup::{RollupIndices, SeriesKind};
+    let indices = RollupIndices::new(&names.metrics);
+    for (kind, template_name) in [
+        (SeriesKind::Service, names.metrics_template.clone()),
+        (
+            SeriesKind::Endpoint,
+            format!("{}-endpoints-template", names.metrics),
+        ),
+    ] {
+        let template = templates::rollup_template(&indices.pattern(kind), &indices.alias(kind));
+        put_template(client, &template_name, &template).await?;
+    }
+    Ok(())
+}
+
+async fn put_template(client: &EsClient, name: &str, template: &Value) -> Result<(), EsError> {
+    client
+        .request_ok(
+            Method::Put,
+            &format!("/_index_template/{name}"),
+            Some(template),
+        )
+        .await
+        .map(|_| ())
+}
+
 /// PUTs the index template, then creates the data stream if it does not exist.
 pub async fn ensure_stream(
     client: &EsClient,
@@ -36,14 +68,12 @@ pub async fn ensure_stream(
     stream: &str,
     properties: Value,
 ) -> Result<(), EsError> {
-    let template = templates::template(stream, properties);
-    client
-        .request_ok(
-            Method::Put,
-            &format!("/_index_template/{template_name}"),
-            Some(&template),
-        )
-        .await?;
+    put_template(
+        client,
+        template_name,
+        &templates::template(stream, properties),
+    )
+    .await?;
     let path = format!("/_data_stream/{stream}");
     let (status, body) = client.request(Method::Put, &path, None).await?;
     let already = body["error"]["type"] == "resource_already_exists_exception";

@@ -28,8 +28,30 @@ impl BulkBody {
 
     /// Appends `create` of `doc` (already-serialised JSON, one line) into `index` with `id`.
     pub fn push_create(&mut self, index: &str, id: &str, doc: &[u8]) {
+        self.push_op("create", index, id, doc);
+    }
+
+    /// Appends `index` of `doc`: creates the document or replaces the one with the same id
+    /// (plain indices only; rollups use it so that re-rolling a window replaces its documents).
+    pub fn push_index(&mut self, index: &str, id: &str, doc: &[u8]) {
+        self.push_op("index", index, id, doc);
+    }
+
+    /// Appends `delete` of the document `id` in `index`.
+    pub fn push_delete(&mut self, index: &str, id: &str) {
+        self.buf.extend_from_slice(b"{\"delete\":{\"_index\":");
+        write_json_str(&mut self.buf, index);
+        self.buf.extend_from_slice(b",\"_id\":");
+        write_json_str(&mut self.buf, id);
+        self.buf.extend_from_slice(b"}}\n");
+        self.docs += 1;
+    }
+
+    fn push_op(&mut self, op: &str, index: &str, id: &str, doc: &[u8]) {
         debug_assert!(!doc.contains(&b'\n'), "a bulk document must be one line");
-        self.buf.extend_from_slice(b"{\"create\":{\"_index\":");
+        self.buf.extend_from_slice(b"{\"");
+        self.buf.extend_from_slice(op.as_bytes());
+        self.buf.extend_from_slice(b"\":{\"_index\":");
         write_json_str(&mut self.buf, index);
         self.buf.extend_from_slice(b",\"_id\":");
         write_json_str(&mut self.buf, id);

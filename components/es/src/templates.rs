@@ -79,6 +79,54 @@ pub fn span_properties() -> Value {
     })
 }
 
+/// Index template of one kind of rollup index (see `panopticon_model::rollup::RollupIndices`):
+/// plain indices (not a data stream) that join the kind's read alias when created.
+pub fn rollup_template(pattern: &str, alias: &str) -> Value {
+    json!({
+        "index_patterns": [pattern],
+        "priority": 500,
+        "_meta": {"managed_by": "panopticon"},
+        "template": {
+            "settings": {"number_of_shards": 1},
+            "aliases": {alias: {}},
+            "mappings": {
+                "dynamic": false,
+                "properties": rollup_properties()
+            }
+        }
+    })
+}
+
+/// Rollup document fields: the seed's `metrics-apm` mapping (spec §2.3) plus the series kind,
+/// endpoint, overflow flag, exact min/max/sum and the sketch (kept in `_source`, not indexed).
+pub fn rollup_properties() -> Value {
+    json!({
+        "@timestamp": {"type": "date"},
+        "@timestamp_bucket": {"type": "date"},
+        "bucket_duration_seconds": {"type": "integer"},
+        "series": keyword(),
+        "service_name": keyword(),
+        "environment": keyword(),
+        "endpoint": keyword(),
+        "target": keyword(),
+        "overflow": {"type": "boolean"},
+        "request_count": {"type": "long"},
+        "error_count": {"type": "long"},
+        "error_rate": {"type": "double"},
+        "latency_p50_ms": {"type": "double"},
+        "latency_p90_ms": {"type": "double"},
+        "latency_p95_ms": {"type": "double"},
+        "latency_p99_ms": {"type": "double"},
+        "latency_min_ms": {"type": "double"},
+        "latency_max_ms": {"type": "double"},
+        "latency_sum_ms": {"type": "double"},
+        "latency_sketch": {"type": "object", "enabled": false},
+        "source_window_from": {"type": "date"},
+        "source_window_to": {"type": "date"},
+        "ingestedAt": {"type": "date"}
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +167,26 @@ mod tests {
             fields.sort();
             assert_eq!(stored, fields);
         }
+    }
+
+    #[test]
+    fn every_rollup_field_is_mapped() {
+        use panopticon_model::rollup::{RollupDocument, SeriesKind, SeriesStats, Window};
+        let w = Window::containing(0, 60);
+        let doc = RollupDocument::new(
+            &w,
+            SeriesKind::Endpoint,
+            ["s", "e", "n"],
+            false,
+            &SeriesStats::default(),
+            &w.end(),
+        );
+        let doc = serde_json::to_value(doc).unwrap();
+        let mut stored: Vec<String> = doc.as_object().unwrap().keys().cloned().collect();
+        let mut fields = mapped(&rollup_properties());
+        stored.sort();
+        fields.sort();
+        assert_eq!(stored, fields);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use panopticon_common::admin::{self, ReadinessProbe};
-use panopticon_common::backoff::Backoff;
+use panopticon_common::backoff::{Backoff, retry_until_ready};
 use panopticon_es::{EsClient, EsSecrets};
 use panopticon_kafka::{KafkaSecrets, client_config};
 use panopticon_model::config::IngestConfig;
@@ -145,24 +145,19 @@ pub async fn run(
     }
 
     // Templates and data streams: retried until Elasticsearch answers (not ready meanwhile).
-    let backoff = Backoff::default();
-    let mut attempt = 0;
-    loop {
-        match panopticon_es::bootstrap::ensure_ingest_streams(&es, &config.elasticsearch.streams)
-            .await
-        {
-            Ok(()) => break,
-            Err(error) if error.is_retryable() => {
-                tracing::warn!(%error, attempt, "cannot prepare the data streams yet, retrying");
-                attempt += 1;
-                tokio::select! {
-                    () = tokio::time::sleep(backoff.delay(attempt.min(6))) => {},
-                    () = shutdown.cancelled() => { admin_stop.cancel(); return Ok(()); }
-                }
-            }
-            Err(error) => return Err(error).context("cannot prepare the data streams"),
-        }
+    let prepared = retry_until_ready(
+        "prepare the data streams",
+        &shutdown,
+        panopticon_es::EsError::is_retryable,
+        || panopticon_es::bootstrap::ensure_ingest_streams(&es, &config.elasticsearch.streams),
+    )
+    .await
+    .context("cannot prepare the data streams")?;
+    if prepared.is_none() {
+        admin_stop.cancel();
+        return Ok(());
     }
+    let backoff = Backoff::default();
 
     let consumer: StreamConsumer<IngestContext> =
         client_config(&config.kafka, &kafka_secrets, &config.client_id)

@@ -16,6 +16,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 const SPAN_DOMAIN: &[u8] = b"panopticon/span/v1";
 const LOG_DOMAIN: &[u8] = b"panopticon/log/v1";
+const ROLLUP_DOMAIN: &[u8] = b"panopticon/rollup/v1";
 
 /// The document id of a span.
 pub fn span_id(trace_id: &str, span_id: &str) -> String {
@@ -45,6 +46,27 @@ pub fn log_id(origin: &LogOrigin<'_>) -> String {
     h.fixed(&origin.offset.to_be_bytes());
     h.fixed(&origin.index.to_be_bytes());
     h.fixed(&xxhash_rust::xxh3::xxh3_128(origin.payload).to_be_bytes());
+    h.finish()
+}
+
+/// The document id of a rollup series in one window: `(bucket length, window start, series
+/// kind, service, environment, endpoint, overflow)`. The bucket length is part of it, so
+/// rollups of different bucket sizes never replace each other (seed bug 28).
+pub fn rollup_id(
+    bucket_seconds: u32,
+    window_start_ms: i64,
+    kind: &str,
+    key: [&str; 3],
+    overflow: bool,
+) -> String {
+    let mut h = Hasher::new(ROLLUP_DOMAIN);
+    h.fixed(&bucket_seconds.to_be_bytes());
+    h.fixed(&window_start_ms.to_be_bytes());
+    h.bytes(kind.as_bytes());
+    for part in key {
+        h.bytes(part.as_bytes());
+    }
+    h.fixed(&[u8::from(overflow)]);
     h.finish()
 }
 

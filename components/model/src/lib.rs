@@ -32,6 +32,7 @@ mod error;
 pub mod ids;
 mod labels;
 mod limits;
+pub mod rollup;
 pub mod sketch;
 mod timestamp;
 

@@ -56,6 +56,34 @@ impl Sketch {
         Self::default()
     }
 
+    /// A sketch from its parts (a stored sketch, or aggregation results): bucket counts, zero
+    /// count, and the exact sum, min and max of the values.
+    pub fn from_parts(
+        buckets: impl IntoIterator<Item = (i32, u64)>,
+        zeros: u64,
+        sum: f64,
+        min: f64,
+        max: f64,
+    ) -> Self {
+        let mut sketch = Self {
+            zeros,
+            count: zeros,
+            ..Self::default()
+        };
+        for (index, count) in buckets {
+            if count > 0 {
+                *sketch.buckets.entry(index).or_insert(0) += count;
+                sketch.count += count;
+            }
+        }
+        if sketch.count > 0 {
+            sketch.sum = sum;
+            sketch.min = min;
+            sketch.max = max;
+        }
+        sketch
+    }
+
     /// Adds one value (negative and non-finite values count as zero).
     pub fn add(&mut self, value: f64) {
         let v = if value.is_finite() {

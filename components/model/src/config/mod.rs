@@ -11,8 +11,10 @@ mod elasticsearch;
 mod env;
 mod ingest;
 mod kafka;
+mod rollup;
 
 pub use elasticsearch::{ElasticsearchConfig, StreamNames};
 pub use env::{ConfigError, EnvSource, ToEnv};
 pub use ingest::{BulkConfig, IngestConfig};
 pub use kafka::{KafkaConfig, SaslMechanism};
+pub use rollup::{ElectionMode, LeaderElection, RollupConfig};
