@@ -120,6 +120,16 @@ mod tests {
             payload: br#"{"message":"x"}"#,
         };
         assert_eq!(log_id(&origin), "UPdEZHQ93wWHNascrQH6VQ");
+        assert_eq!(
+            rollup_id(
+                60,
+                1_764_000_000_000,
+                "endpoint",
+                ["api", "production", "GET /"],
+                false
+            ),
+            "je2WAf_uM8bVoHm8hmzZkg"
+        );
     }
 
     #[test]

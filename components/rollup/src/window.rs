@@ -55,10 +55,12 @@ pub struct Aggregator {
 
 impl Aggregator {
     async fn search(&self, body: &Value) -> Result<Value, SearchError> {
-        // No partial results: a shard that fails must fail the roll-up, not shrink it.
+        // No partial results: a shard that fails must fail the roll-up, not shrink it. No
+        // request cache: a window is aggregated once per change, a cached answer never reused.
         let path = format!(
             "/{}/_search?allow_partial_search_results=false&ignore_unavailable=true\
-             &allow_no_indices=true&filter_path=timed_out,hits.total,aggregations",
+             &allow_no_indices=true&request_cache=false\
+             &filter_path=timed_out,hits.total,aggregations",
             self.spans
         );
         let (status, answer) = self
