@@ -85,10 +85,14 @@ async fn one_of_two_replicas_rolls_up_and_the_standby_takes_over() -> Result<()>
     })
     .await
     .map_err(|e| e.context(first.log_tail()))?;
+    // The lag gauge is set when the cycle ends, after the window's documents are written.
+    wait_until("the cycle reported its lag", WAIT, || async {
+        Ok(metric(&first.metrics().await?, "panopticon_rollup_lag_seconds") > 0.0)
+    })
+    .await?;
     let m = first.metrics().await?;
     assert!(metric(&m, "panopticon_rollup_windows_rolled_total") >= 1.0);
     assert!(metric(&m, "panopticon_rollup_documents_written_total") >= 2.0);
-    assert!(metric(&m, "panopticon_rollup_lag_seconds") > 0.0);
     let standby = second.metrics().await?;
     assert_eq!(
         metric(&standby, "panopticon_rollup_windows_rolled_total"),
