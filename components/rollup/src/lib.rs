@@ -156,7 +156,6 @@ pub async fn run(
             indices: RollupIndices::new(&config.elasticsearch.streams.metrics),
         },
         store,
-        indices: RollupIndices::new(&config.elasticsearch.streams.metrics),
         timing: Timing::from(&config),
         poll_interval: Duration::from_millis(config.poll_interval_ms),
         identity,

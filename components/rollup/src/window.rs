@@ -106,7 +106,11 @@ impl Aggregator {
         let mut overflow = keys.overflow;
         let mut queue: VecDeque<Scope> = aggregate::plan_scopes(&keys.pairs, caps).into();
         while let Some(scope) = queue.pop_front() {
-            let too_large = if scope.estimate(caps) > aggregate::BUCKET_BUDGET {
+            // A single endpoint cannot be split: it is always tried.
+            let split = aggregate::split(&scope);
+            let too_large = if split != Split::Atomic
+                && scope.estimate(caps) > aggregate::BUCKET_BUDGET
+            {
                 true
             } else {
                 match self
@@ -132,7 +136,7 @@ impl Aggregator {
             if !too_large {
                 continue;
             }
-            match aggregate::split(&scope) {
+            match split {
                 Split::Halves(a, b) => {
                     queue.push_front(b);
                     queue.push_front(a);
@@ -148,14 +152,10 @@ impl Aggregator {
                     }
                 }
                 Split::Atomic => {
-                    // Estimated too large but never tried: try it once before giving up.
-                    let answer = self
-                        .search(&aggregate::stats_query(window, &scope, caps))
-                        .await?;
-                    let stats = aggregate::read_stats(&answer, &scope)?;
-                    for (key, s) in stats.series {
-                        rollup.add(key, s);
-                    }
+                    return Err(RollError::TooLarge(format!(
+                        "{window}: {:?}",
+                        scope.endpoints
+                    )));
                 }
             }
         }

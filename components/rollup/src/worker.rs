@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use panopticon_es::EsError;
 use panopticon_model::format_timestamp;
-use panopticon_model::rollup::{RollupIndices, Window};
+use panopticon_model::rollup::Window;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -57,7 +57,6 @@ pub struct Worker {
     pub aggregator: Aggregator,
     pub writer: Writer,
     pub store: CheckpointStore,
-    pub indices: RollupIndices,
     pub timing: Timing,
     pub poll_interval: Duration,
     pub identity: String,
@@ -129,7 +128,7 @@ impl Worker {
                 .roll(&window)
                 .await
                 .map_err(|source| CycleError::Roll { window, source })?;
-            let documents = writer::documents(&self.indices, &window, &rollup, &Utc::now());
+            let documents = writer::documents(&self.writer.indices, &window, &rollup, &Utc::now());
             let written = self
                 .writer
                 .write(&window, &documents)

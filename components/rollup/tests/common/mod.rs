@@ -96,7 +96,6 @@ impl Fixture {
             aggregator: self.aggregator(caps),
             writer: self.writer(),
             store: self.store(),
-            indices: self.indices(),
             timing,
             poll_interval: Duration::from_millis(200),
             identity: identity.to_owned(),
