@@ -1,7 +1,7 @@
 //! `panopticon`: one binary, one subcommand per component. `ingest` runs the Kafka →
 //! Elasticsearch pipeline; `rollup` turns closed windows of spans into metrics; `check` runs the
 //! ingest validation over events in a file so producers can test their payloads offline.
-//! `query` and `alert` arrive with their issues.
+//! `query` serves the dashboards' HTTP API. `alert` arrives with its issue.
 //!
 //! Pipeline configuration comes from environment variables (the seed's names, see
 //! `panopticon_model::config`); runtime knobs (log format, admin address) are flags.
@@ -37,6 +37,14 @@ enum Command {
     Rollup {
         #[command(flatten)]
         runtime: Runtime,
+    },
+    /// Serve the dashboards' query API (`/query/...`, OpenAPI at `/api-docs`).
+    Query {
+        #[command(flatten)]
+        runtime: Runtime,
+        /// Listen address of the API; default `0.0.0.0:$PORT` (3001).
+        #[arg(long, env = "PANOPTICON_QUERY_ADDR")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Validate events (one Kafka record value per line: an object or an array of objects) and
     /// print the documents Panopticon would store, or why each event would be dead-lettered.
@@ -101,6 +109,21 @@ fn main() -> ExitCode {
             panopticon_rollup::run(
                 config,
                 panopticon_rollup::RunOptions { admin_addr },
+                shutdown,
+            )
+            .await
+        }),
+        Command::Query { runtime, listen } => serve(runtime, |shutdown, admin_addr| async move {
+            let config = panopticon_model::config::QueryConfig::from_env(
+                &panopticon_model::config::EnvSource::process(),
+            )?;
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting query");
+            panopticon_query::run(
+                config,
+                panopticon_query::RunOptions {
+                    listen,
+                    admin_addr: Some(admin_addr),
+                },
                 shutdown,
             )
             .await

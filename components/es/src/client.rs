@@ -28,6 +28,9 @@ pub enum EsError {
     /// No HTTP answer: connection refused, timeout, TLS failure.
     #[error("Elasticsearch unreachable: {0}")]
     Transport(String),
+    /// No answer within the client's request timeout.
+    #[error("Elasticsearch did not answer in time: {0}")]
+    Timeout(String),
     /// An HTTP answer with an error status.
     #[error("Elasticsearch answered {status} to {what}: {body}")]
     Status {
@@ -45,7 +48,7 @@ impl EsError {
     /// an operator can fix without losing data).
     pub fn is_retryable(&self) -> bool {
         match self {
-            EsError::Transport(_) => true,
+            EsError::Transport(_) | EsError::Timeout(_) => true,
             EsError::Status { status, .. } => {
                 matches!(status, 401 | 403 | 408 | 429) || *status >= 500
             }
@@ -202,12 +205,9 @@ impl EsClient {
             .inner
             .send(method, path, headers, None::<&()>, body, Some(self.timeout))
             .await
-            .map_err(|e| EsError::Transport(e.to_string()))?;
+            .map_err(transport_error)?;
         let status = response.status_code();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| EsError::Transport(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(transport_error)?;
         Ok((status, bytes))
     }
 
@@ -224,6 +224,14 @@ impl EsClient {
     /// Whether the cluster answers at all (for `/ready`).
     pub async fn ping(&self) -> Result<(), EsError> {
         self.request_ok(Method::Get, "/", None).await.map(|_| ())
+    }
+}
+
+fn transport_error(e: elasticsearch::Error) -> EsError {
+    if e.is_timeout() {
+        EsError::Timeout(e.to_string())
+    } else {
+        EsError::Transport(e.to_string())
     }
 }
 

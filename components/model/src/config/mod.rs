@@ -11,10 +11,12 @@ mod elasticsearch;
 mod env;
 mod ingest;
 mod kafka;
+mod query;
 mod rollup;
 
 pub use elasticsearch::{ElasticsearchConfig, StreamNames};
 pub use env::{ConfigError, EnvSource, ToEnv};
 pub use ingest::{BulkConfig, IngestConfig};
 pub use kafka::{KafkaConfig, SaslMechanism};
+pub use query::{CacheConfig, MetricsQueryConfig, QueryConfig};
 pub use rollup::{ElectionMode, LeaderElection, RollupConfig};
