@@ -77,18 +77,32 @@ impl IngestFixture {
 /// Minimal HTTP/1.1 request over a TCP socket (tests need a handful of calls, not a client
 /// library): returns the status code and the body.
 pub async fn http(method: &str, url: &str, json_body: Option<&str>) -> Result<(u16, String)> {
+    http_with_headers(method, url, &[], json_body).await
+}
+
+/// [`http`] with extra request headers (`Authorization`, `Origin`, ...).
+pub async fn http_with_headers(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    json_body: Option<&str>,
+) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let body = json_body.unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let mut stream = tokio::net::TcpStream::connect(host).await?;
     stream
         .write_all(
             format!(
                 "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                 {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             )
             .as_bytes(),

@@ -78,7 +78,10 @@ pub struct RunOptions {
 /// Builds the shared state from configuration and the process environment's secrets.
 pub fn state(config: QueryConfig, registry: &mut Registry) -> anyhow::Result<AppState> {
     let metrics = Metrics::register(registry);
-    let es = EsClient::new(&config.elasticsearch, &EsSecrets::from_process_env())?;
+    // Each search is bounded by QUERY_TIMEOUT_MS (the client's timeout).
+    let mut es_config = config.elasticsearch.clone();
+    es_config.request_timeout_ms = config.timeout_ms;
+    let es = EsClient::new(&es_config, &EsSecrets::from_process_env())?;
     let redis_password = std::env::var("REDIS_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty())
