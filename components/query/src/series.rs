@@ -5,11 +5,14 @@
 //!   holds `from`, the last holds `to`; the data read is `[first bucket start, to]`. Every
 //!   bucket has a point, zero-valued when it has no spans.
 //! - A rollup window (`ROLLUP_BUCKET_SECONDS`) is *covered* when it lies inside that range,
-//!   the interval is a multiple of its length (so windows tile buckets), and the request counts
-//!   of its rollup documents equal the SERVER spans the engine holds for it now. Covered
-//!   windows are read from rollups; every other span is aggregated raw. The two sets are
-//!   disjoint windows, so nothing is missed or counted twice, and a rollup that is late,
-//!   missing, or stale after late spans is simply not used.
+//!   the interval is a multiple of its length (so windows tile buckets), and its rollup
+//!   documents count at least the SERVER spans the engine holds for it now. Spans are only
+//!   ever added (late arrivals) or removed (retention deletes whole backing indices, and traces
+//!   are kept for less time than metrics); so fewer rollup requests than spans means late spans
+//!   the rollup has not seen, and more means spans already deleted, which the rollup still
+//!   remembers. Covered windows are read from rollups; every other span is aggregated raw.
+//!   The two sets are disjoint windows, so nothing is missed or counted twice, and a rollup
+//!   that is late, missing, or stale after late spans is simply not used.
 //! - A bucket's percentiles come from the merge of its windows' sketches and its raw sketch
 //!   (both DDSketch with 1 % relative accuracy), never from averaged percentiles.
 
@@ -86,7 +89,8 @@ pub struct Coverage {
 
 /// Decides coverage from the engine's current SERVER-span count per window (`span_counts`,
 /// windows without spans absent) and the summed request count of each window's rollup
-/// documents (`rollup_counts`). `window_ms` of `None` means rollups are not usable.
+/// documents (`rollup_counts`, windows without documents absent). `window_ms` of `None` means
+/// rollups are not usable.
 pub fn plan(
     layout: &Layout,
     window_ms: Option<i64>,
@@ -100,7 +104,10 @@ pub fn plan(
         let full_end = layout.full_windows_end(w);
         while start < full_end {
             let spans = span_counts.get(&start).copied().unwrap_or(0);
-            if spans > 0 && rollup_counts.get(&start) == Some(&spans) {
+            if rollup_counts
+                .get(&start)
+                .is_some_and(|r| *r > 0 && *r >= spans)
+            {
                 covered.insert(start);
             }
             start += w;

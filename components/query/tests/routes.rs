@@ -684,4 +684,58 @@ async fn metrics_read_covered_windows_from_rollups_and_the_rest_raw() {
         .unwrap();
     assert!(p50 < 100.0, "{p50}");
     assert_eq!(series(&body, "http_requests_total")[2]["value"], 15.0);
+
+    // Retention deletes spans before rollups (traces 7 d, metrics 90 d): minute 5 keeps its
+    // rolled-up counts after its spans are gone.
+    let spans = world.spans();
+    let found = world
+        .es
+        .request_ok(
+            elasticsearch::http::Method::Post,
+            &format!("/{spans}/_search"),
+            Some(
+                &json!({"size": 1000, "_source": false, "query": {"range": {"@timestamp": {
+                "gte": data.t0 + 5 * MIN, "lt": data.t0 + 6 * MIN, "format": "epoch_millis"}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let mut deletes = String::new();
+    for hit in found["hits"]["hits"].as_array().unwrap() {
+        deletes
+            .push_str(&json!({"delete": {"_index": hit["_index"], "_id": hit["_id"]}}).to_string());
+        deletes.push('\n');
+    }
+    let (status, _) = world
+        .es
+        .send_raw(
+            elasticsearch::http::Method::Post,
+            "/_bulk?refresh=true",
+            "application/x-ndjson",
+            Some(deletes.into()),
+        )
+        .await
+        .unwrap();
+    assert!(status.is_success());
+    assert_eq!(
+        raw_count(&world, data.t0 + 5 * MIN).await,
+        0,
+        "the spans of minute 5 are gone"
+    );
+    let body = api.ok(&url).await;
+    assert_eq!(series(&body, "http_requests_total")[5]["value"], 15.0);
+}
+
+async fn raw_count(world: &common::World, start: i64) -> u64 {
+    let answer = world
+        .es
+        .request_ok(
+            elasticsearch::http::Method::Post,
+            &format!("/{}/_count", world.spans()),
+            Some(&json!({"query": {"range": {"@timestamp": {
+                "gte": start, "lt": start + MIN, "format": "epoch_millis"}}}})),
+        )
+        .await
+        .expect("count");
+    answer["count"].as_u64().expect("a count")
 }

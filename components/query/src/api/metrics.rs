@@ -36,6 +36,10 @@ const RAW_BUCKETS_PER_REQUEST: usize = 25;
 const MAX_RAW_RANGES: usize = 64;
 /// Rollup documents fetched per page.
 const ROLLUP_PAGE: usize = 5000;
+/// Most rollup documents read for one request (about 4 days of one service in two
+/// environments). Past it, reading stops; the window cut in the middle no longer matches its
+/// span count and the rest have no documents, so they are all read raw: correct, only slower.
+const MAX_ROLLUP_DOCS: usize = 4 * ROLLUP_PAGE;
 /// Concurrent searches one request makes.
 const CONCURRENCY: usize = 4;
 
@@ -412,7 +416,7 @@ async fn fetch_rollups(
         let done = page.len() < ROLLUP_PAGE;
         after = page.last().map(|h| h["sort"].clone());
         hits.extend(page.iter().cloned());
-        if done || after.is_none() {
+        if done || after.is_none() || hits.len() >= MAX_ROLLUP_DOCS {
             return Ok(hits);
         }
     }

@@ -34,7 +34,12 @@ pub struct World {
 
 impl World {
     pub async fn create(prefix: &str) -> Result<Self> {
-        let name = panopticon_e2e::unique_name(prefix);
+        Self::named(&panopticon_e2e::unique_name(prefix)).await
+    }
+
+    /// A world with a fixed name (the benchmark keeps its data between runs).
+    pub async fn named(name: &str) -> Result<Self> {
+        let name = name.to_owned();
         let url = panopticon_e2e::elasticsearch_url();
         let redis = panopticon_e2e::redis_url();
         let vars: Vec<(String, String)> = [
