@@ -29,13 +29,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
-use bytes::Bytes;
 use common::{Api, MIN, World, iso_param};
 use elasticsearch::http::Method;
 use futures::StreamExt as _;
-use panopticon_es::bulk::{BULK_PATH, BulkBody};
+use panopticon_es::bulk::BulkBody;
 use panopticon_model::{DecodeContext, Limits, decode_log, decode_span, ids};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const NAME: &str = "qbench-v1";
 const SERVICES: [&str; 10] = [
@@ -98,22 +97,6 @@ async fn drop_world(world: &World) -> Result<()> {
             None,
         )
         .await?;
-    Ok(())
-}
-
-async fn bulk(world: &World, body: BulkBody) -> Result<()> {
-    let (status, answer) = world
-        .es
-        .send_raw(
-            Method::Post,
-            BULK_PATH,
-            "application/x-ndjson",
-            Some(Bytes::from(body.into_bytes())),
-        )
-        .await?;
-    ensure!(status.is_success(), "bulk answered {status}");
-    let answer: Value = serde_json::from_slice(&answer)?;
-    ensure!(answer["errors"] == false, "bulk errors");
     Ok(())
 }
 
@@ -190,7 +173,7 @@ async fn load(world: &World, spans_wanted: usize, end: i64) -> Result<(usize, us
             if tasks.len() >= 2 {
                 tasks.next().await.context("bulk task")??;
             }
-            tasks.push(bulk(world, body));
+            tasks.push(world.bulk(body));
         }
         if first % (traces / 10).max(1) < chunk {
             println!("  loaded {span_count} spans, {log_count} logs");

@@ -132,7 +132,8 @@ impl World {
         self.refresh(&logs).await
     }
 
-    async fn bulk(&self, body: BulkBody) -> Result<()> {
+    /// Sends a bulk body; every item must succeed.
+    pub async fn bulk(&self, body: BulkBody) -> Result<()> {
         let (status, answer) = self
             .es
             .send_raw(
