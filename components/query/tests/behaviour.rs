@@ -30,7 +30,7 @@ fn total(body: &serde_json::Value) -> f64 {
 #[tokio::test]
 async fn cache_hits_misses_and_expires() {
     let (world, data) = loaded("q-cache").await.unwrap();
-    let api = world.api(&[("METRICS_CACHE_TTL_SECONDS", "2")]).unwrap();
+    let api = world.api(&[("METRICS_CACHE_TTL_SECONDS", "5")]).unwrap();
     let url = metrics_url(data.t0);
 
     let first = api.get(&url).await;
@@ -59,13 +59,13 @@ async fn cache_hits_misses_and_expires() {
     assert_eq!(second.text, first.text);
 
     // ...until it expires.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(5500)).await;
     let third = api.get(&url).await;
     assert_eq!(third.cache(), "miss");
     assert_eq!(total(&third.json), 171.0);
 
     // Another replica (a second router over the same Redis) shares the entry.
-    let other = world.api(&[("METRICS_CACHE_TTL_SECONDS", "2")]).unwrap();
+    let other = world.api(&[("METRICS_CACHE_TTL_SECONDS", "5")]).unwrap();
     assert_eq!(other.get(&url).await.cache(), "hit");
 
     // TTL 0 turns caching off for the route.
