@@ -66,17 +66,9 @@ impl Shared {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let deadline = request_deadline(&self.config);
         let (result, outcome) = self
             .cache
-            .get_or_compute(key, ttl, || async {
-                match tokio::time::timeout(deadline, compute()).await {
-                    Ok(value) => to_json(&value?),
-                    Err(_) => Err(ApiError::Timeout(
-                        format!("request took longer than {deadline:?}").into(),
-                    )),
-                }
-            })
+            .get_or_compute(key, ttl, || self.within_deadline(compute()))
             .await;
         self.respond(result, outcome)
     }
@@ -87,14 +79,23 @@ impl Shared {
         T: Serialize,
         Fut: Future<Output = Result<T>>,
     {
+        let result = self.within_deadline(compute).await;
+        self.respond(result, Outcome::Bypass)
+    }
+
+    /// Runs `compute` within the request deadline and encodes its answer as JSON.
+    async fn within_deadline<T, Fut>(&self, compute: Fut) -> Result<Bytes>
+    where
+        T: Serialize,
+        Fut: Future<Output = Result<T>>,
+    {
         let deadline = request_deadline(&self.config);
-        let result = match tokio::time::timeout(deadline, compute).await {
-            Ok(value) => value.and_then(|v| to_json(&v)),
+        match tokio::time::timeout(deadline, compute).await {
+            Ok(value) => to_json(&value?),
             Err(_) => Err(ApiError::Timeout(
                 format!("request took longer than {deadline:?}").into(),
             )),
-        };
-        self.respond(result, Outcome::Bypass)
+        }
     }
 
     fn respond(&self, result: Result<Bytes>, outcome: Outcome) -> Response {

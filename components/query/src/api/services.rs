@@ -158,19 +158,30 @@ pub fn overview_response(
             ));
         }
     }
-    rows.sort_by(|(a, ra), (b, rb)| {
-        b.key(o.sort_by)
-            .total_cmp(&a.key(o.sort_by))
-            .then_with(|| ra.service_name.cmp(&rb.service_name))
-            .then_with(|| ra.environment.cmp(&rb.environment))
-    });
-    rows.truncate(usize::try_from(o.limit).unwrap_or(usize::MAX));
     Ok(ServiceOverview {
         from: iso(o.range.from),
         to: iso(o.range.to),
         environment: o.environment.clone(),
-        services: rows.into_iter().map(|(_, r)| r).collect(),
+        services: rank(rows, o.sort_by, o.limit, |r| {
+            (r.service_name.clone(), r.environment.clone())
+        }),
     })
+}
+
+/// Sorts rows by `sort_by`, highest first (ties by `name`, ascending), and keeps `limit`.
+fn rank<R, K: Ord>(
+    mut rows: Vec<(Measures, R)>,
+    sort_by: &str,
+    limit: u64,
+    name: impl Fn(&R) -> K,
+) -> Vec<R> {
+    rows.sort_by(|(a, ra), (b, rb)| {
+        b.key(sort_by)
+            .total_cmp(&a.key(sort_by))
+            .then_with(|| name(ra).cmp(&name(rb)))
+    });
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    rows.into_iter().map(|(_, r)| r).collect()
 }
 
 fn key_text(bucket: &Value) -> String {
@@ -268,7 +279,7 @@ pub fn endpoints_response(
         .as_array()
         .ok_or_else(|| malformed("endpoint buckets"))?;
     let env = e.environment.clone().unwrap_or_else(|| "all".to_owned());
-    let mut rows: Vec<(Measures, EndpointRow)> = buckets
+    let rows: Vec<(Measures, EndpointRow)> = buckets
         .iter()
         .map(|b| {
             let m = Measures::read(b);
@@ -285,18 +296,12 @@ pub fn endpoints_response(
             )
         })
         .collect();
-    rows.sort_by(|(a, ra), (b, rb)| {
-        b.key(e.sort_by)
-            .total_cmp(&a.key(e.sort_by))
-            .then_with(|| ra.endpoint_name.cmp(&rb.endpoint_name))
-    });
-    rows.truncate(usize::try_from(e.limit).unwrap_or(usize::MAX));
     Ok(EndpointRanking {
         service_name: e.service.clone(),
         environment: e.environment.clone(),
         from: iso(e.range.from),
         to: iso(e.range.to),
-        endpoints: rows.into_iter().map(|(_, r)| r).collect(),
+        endpoints: rank(rows, e.sort_by, e.limit, |r| r.endpoint_name.clone()),
     })
 }
 
