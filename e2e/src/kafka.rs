@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
 use futures::StreamExt as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::Headers as _;
@@ -27,6 +27,19 @@ pub async fn create_topics(names: &[&str], partitions: i32) -> Result<()> {
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     for r in admin.create_topics(&topics, &opts).await? {
         r.map_err(|(t, e)| anyhow!("create topic {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Raises `topic` to `total` partitions.
+pub async fn add_partitions(topic: &str, total: usize) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = config().create()?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    for r in admin
+        .create_partitions(&[NewPartitions::new(topic, total)], &opts)
+        .await?
+    {
+        r.map_err(|(t, e)| anyhow!("add partitions to {t}: {e}"))?;
     }
     Ok(())
 }

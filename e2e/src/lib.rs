@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 pub mod ingest;
 pub mod kafka;
+pub mod live;
 pub mod process;
 pub mod workload;
 

@@ -1,7 +1,8 @@
 //! `panopticon`: one binary, one subcommand per component. `ingest` runs the Kafka →
 //! Elasticsearch pipeline; `rollup` turns closed windows of spans into metrics; `check` runs the
 //! ingest validation over events in a file so producers can test their payloads offline.
-//! `query` serves the dashboards' HTTP API. `alert` arrives with its issue.
+//! `query` serves the dashboards' HTTP API; `alert` pushes error logs live over Socket.IO and
+//! WebSocket.
 //!
 //! Pipeline configuration comes from environment variables (the seed's names, see
 //! `panopticon_model::config`); runtime knobs (log format, admin address) are flags.
@@ -44,6 +45,15 @@ enum Command {
         runtime: Runtime,
         /// Listen address of the API; default `0.0.0.0:$PORT` (3001).
         #[arg(long, env = "PANOPTICON_QUERY_ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Push error logs live to dashboards over Socket.IO (`/ws/error-logs`) and WebSocket.
+    Alert {
+        #[command(flatten)]
+        runtime: Runtime,
+        /// Listen address of Socket.IO, the WebSocket and the probes; default
+        /// `0.0.0.0:$ERROR_STREAM_PORT` (3010).
+        #[arg(long, env = "PANOPTICON_ALERT_ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
     /// Validate events (one Kafka record value per line: an object or an array of objects) and
@@ -121,6 +131,21 @@ fn main() -> ExitCode {
             panopticon_query::run(
                 config,
                 panopticon_query::RunOptions {
+                    listen,
+                    admin_addr: Some(admin_addr),
+                },
+                shutdown,
+            )
+            .await
+        }),
+        Command::Alert { runtime, listen } => serve(runtime, |shutdown, admin_addr| async move {
+            let config = panopticon_model::config::AlertConfig::from_env(
+                &panopticon_model::config::EnvSource::process(),
+            )?;
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting alert");
+            panopticon_alert::run(
+                config,
+                panopticon_alert::RunOptions {
                     listen,
                     admin_addr: Some(admin_addr),
                 },

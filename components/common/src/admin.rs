@@ -53,8 +53,13 @@ async fn ready_handler(State(state): State<AdminState>) -> Response {
 }
 
 async fn metrics_handler(State(state): State<AdminState>) -> Response {
+    encode_metrics(&state.registry)
+}
+
+/// A registry in the Prometheus/OpenMetrics text format.
+pub fn encode_metrics(registry: &Registry) -> Response {
     let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+    match prometheus_client::encoding::text::encode(&mut body, registry) {
         Ok(()) => (
             [(
                 header::CONTENT_TYPE,
@@ -68,6 +73,14 @@ async fn metrics_handler(State(state): State<AdminState>) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// The seed services' `/health` body: `{"status":"정상","timestamp":<ISO 8601, ms, UTC>}`.
+pub fn seed_health() -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "정상",
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    }))
 }
 
 /// Binds `addr` and serves until `shutdown` is cancelled. Returns the bound address (useful

@@ -1,8 +1,12 @@
 //! Runtime pieces every Panopticon process shares: logging set-up ([`telemetry`]), the admin
 //! HTTP server with `/health`, `/ready` and `/metrics` ([`admin`]), the shutdown signal
-//! ([`shutdown`]) and jittered exponential backoff ([`backoff`]).
+//! ([`shutdown`]), jittered exponential backoff ([`backoff`]) bearer tokens ([`auth`]), CORS
+//! ([`cors`]) and log throttling ([`throttle`]).
 
 pub mod admin;
+pub mod auth;
 pub mod backoff;
+pub mod cors;
 pub mod shutdown;
 pub mod telemetry;
+pub mod throttle;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use panopticon_model::ids::{self, LogOrigin};
 use panopticon_model::{
-    DecodeContext, EventError, Level, LogDocument, decode_log, decode_span, split_payload,
+    DecodeContext, ErrorLogPayload, EventError, Level, LogDocument, decode_log, decode_span,
+    split_payload,
 };
-use serde::Serialize;
 
 /// Which schema a topic carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,42 +84,8 @@ impl RecordWork {
     }
 }
 
-/// The error-topic payload: the seed's (spec §1.9) fields, with the timestamp normalised.
-#[derive(Serialize)]
-struct ErrorLogMessage<'a> {
-    timestamp: &'a str,
-    service_name: &'a str,
-    environment: &'a str,
-    level: Level,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    span_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_method: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_path: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_status_code: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<&'a panopticon_model::Labels>,
-}
-
 fn forward_of(doc: &LogDocument) -> Forward {
-    let message = ErrorLogMessage {
-        timestamp: &doc.timestamp,
-        service_name: &doc.service_name,
-        environment: &doc.environment,
-        level: doc.level,
-        message: &doc.message,
-        trace_id: doc.trace_id.as_deref(),
-        span_id: doc.span_id.as_deref(),
-        http_method: doc.http_method.as_deref(),
-        http_path: doc.http_path.as_deref(),
-        http_status_code: doc.http_status_code,
-        labels: doc.labels.as_ref(),
-    };
+    let message = ErrorLogPayload::from(doc);
     Forward {
         key: doc.service_name.clone(),
         value: serde_json::to_vec(&message).unwrap_or_default(),

@@ -18,8 +18,8 @@ pub enum LabelValue {
     String(String),
 }
 
-/// Log severity, stored upper-case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Log severity, stored upper-case. Ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     Debug,
@@ -141,6 +141,49 @@ pub struct LogDocument {
     /// When Panopticon read the event.
     #[serde(rename = "ingestedAt")]
     pub ingested_at: String,
+}
+
+/// An ERROR log as ingest forwards it to the error topic and alert pushes it to clients: the
+/// seed's LogItem (spec §1.9, §5: `timestamp`, `service_name`, `environment`, `level`,
+/// `message`, optional `trace_id`, `span_id`, `labels`) plus the optional HTTP fields, with the
+/// timestamp and environment normalised. Absent optional fields are omitted, as socket.io did.
+#[derive(Debug, Serialize)]
+pub struct ErrorLogPayload<'a> {
+    pub timestamp: &'a str,
+    pub service_name: &'a str,
+    pub environment: &'a str,
+    pub level: Level,
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<&'a Labels>,
+}
+
+impl<'a> From<&'a LogDocument> for ErrorLogPayload<'a> {
+    fn from(doc: &'a LogDocument) -> Self {
+        Self {
+            timestamp: &doc.timestamp,
+            service_name: &doc.service_name,
+            environment: &doc.environment,
+            level: doc.level,
+            message: &doc.message,
+            trace_id: doc.trace_id.as_deref(),
+            span_id: doc.span_id.as_deref(),
+            http_method: doc.http_method.as_deref(),
+            http_path: doc.http_path.as_deref(),
+            http_status_code: doc.http_status_code,
+            labels: doc.labels.as_ref(),
+        }
+    }
 }
 
 /// A span document in `traces-apm`.

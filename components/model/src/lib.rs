@@ -37,7 +37,9 @@ pub mod sketch;
 mod timestamp;
 
 pub use decode::{DecodeContext, decode_log, decode_span, split_payload};
-pub use document::{LabelValue, Labels, Level, LogDocument, SpanDocument, SpanKind, SpanStatus};
+pub use document::{
+    ErrorLogPayload, LabelValue, Labels, Level, LogDocument, SpanDocument, SpanKind, SpanStatus,
+};
 pub use environment::normalize_environment;
 pub use error::{EventError, Reason};
 pub use limits::Limits;

@@ -11,7 +11,6 @@
 //! - Errors are not cached; concurrent waiters of one computation share its error.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,7 +60,7 @@ pub struct Cache {
     redis: Option<ConnectionManager>,
     inflight: Mutex<HashMap<String, Slot>>,
     metrics: Metrics,
-    last_warning_ms: AtomicI64,
+    warnings: panopticon_common::throttle::Throttle,
 }
 
 impl Cache {
@@ -110,7 +109,7 @@ impl Cache {
             redis,
             inflight: Mutex::new(HashMap::new()),
             metrics,
-            last_warning_ms: AtomicI64::new(0),
+            warnings: panopticon_common::throttle::Throttle::new(Duration::from_secs(10)),
         })
     }
 
@@ -201,14 +200,7 @@ impl Cache {
     /// Counts every failure; logs at most one warning every ten seconds.
     fn warn(&self, error: &str) {
         self.metrics.cache_error();
-        let now = chrono::Utc::now().timestamp_millis();
-        let last = self.last_warning_ms.load(Ordering::Relaxed);
-        if now - last >= 10_000
-            && self
-                .last_warning_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.warnings.allow() {
             tracing::warn!(
                 error,
                 "Redis cache unavailable; answering from Elasticsearch"
@@ -276,7 +268,7 @@ impl KeyBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn cache() -> Cache {
         let config = CacheConfig {

@@ -32,11 +32,10 @@ pub mod series;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, Method, header};
 use axum::routing::get;
 use panopticon_es::{EsClient, EsSecrets};
 use panopticon_model::config::QueryConfig;
@@ -44,7 +43,6 @@ use panopticon_model::rollup::{RollupIndices, SeriesKind};
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::{AppState, Shared};
 use crate::auth::Tokens;
@@ -129,7 +127,7 @@ pub fn router(state: AppState, registry: Arc<Registry>, tokens: Option<Arc<Token
             "/metrics",
             get(move || {
                 let registry = registry.clone();
-                async move { encode_metrics(&registry) }
+                async move { panopticon_common::admin::encode_metrics(&registry) }
             }),
         )
         .fallback(api::not_found)
@@ -145,48 +143,17 @@ pub fn router(state: AppState, registry: Arc<Registry>, tokens: Option<Arc<Token
     app
 }
 
-fn encode_metrics(registry: &Registry) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(error) => error::ApiError::internal(error).into_response(),
-    }
-}
-
 /// The seed's CORS policy, without its "reflect any origin when unset".
-fn cors(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
-    }
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok())
-                .collect::<Vec<_>>(),
-        )
-    };
-    Some(
-        CorsLayer::new()
-            .allow_origin(allow)
-            .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-            .allow_headers([
-                header::CONTENT_TYPE,
-                header::AUTHORIZATION,
-                HeaderName::from_static("x-requested-with"),
-                header::ACCEPT,
-            ])
-            .max_age(Duration::from_secs(3600)),
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    panopticon_common::cors::layer(
+        origins,
+        &[Method::GET, Method::HEAD, Method::OPTIONS],
+        &[
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-requested-with"),
+            header::ACCEPT,
+        ],
     )
 }
 
@@ -196,7 +163,11 @@ pub async fn run(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let tokens = Tokens::load(config.auth_tokens_file.as_deref())?;
+    let tokens = Tokens::load(
+        "QUERY_AUTH_TOKENS",
+        "QUERY_AUTH_TOKENS_FILE",
+        config.auth_tokens_file.as_deref(),
+    )?;
     if tokens.is_none() {
         tracing::info!(
             "bearer-token auth is off (set QUERY_AUTH_TOKENS or QUERY_AUTH_TOKENS_FILE)"

@@ -96,6 +96,29 @@ impl<'a> EnvSource<'a> {
         Ok(v)
     }
 
+    /// A comma-separated list of web origins (`http(s)://host[:port]`, trailing `/` dropped), or
+    /// `*` for any. Unset is the empty list.
+    pub fn origins(&self, name: &str) -> Result<Vec<String>, ConfigError> {
+        let origins: Vec<String> = self
+            .get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for origin in &origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{origin:?} is neither * nor an http(s):// origin"),
+                ));
+            }
+        }
+        Ok(origins)
+    }
+
     /// `true`/`false` (also `1`/`0`, `yes`/`no`, any case).
     pub fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.get(name).map(|v| v.to_ascii_lowercase()) {

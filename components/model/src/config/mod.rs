@@ -7,6 +7,7 @@
 //! environment or a mounted file into redacting types, and the operator passes them as
 //! `secretKeyRef` environment variables, never through a ConfigMap.
 
+mod alert;
 mod elasticsearch;
 mod env;
 mod ingest;
@@ -14,6 +15,7 @@ mod kafka;
 mod query;
 mod rollup;
 
+pub use alert::AlertConfig;
 pub use elasticsearch::{ElasticsearchConfig, StreamNames};
 pub use env::{ConfigError, EnvSource, ToEnv};
 pub use ingest::{BulkConfig, IngestConfig};

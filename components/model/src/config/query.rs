@@ -91,23 +91,7 @@ impl QueryConfig {
             }
             (None, None) => None,
         };
-        let cors_allowed_origins: Vec<String> = env
-            .get("CORS_ALLOWED_ORIGINS")
-            .map(|v| {
-                v.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for origin in &cors_allowed_origins {
-            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                return Err(ConfigError::new(
-                    "CORS_ALLOWED_ORIGINS",
-                    format!("{origin:?} is neither * nor an http(s):// origin"),
-                ));
-            }
-        }
+        let cors_allowed_origins = env.origins("CORS_ALLOWED_ORIGINS")?;
         let rollup_bucket_seconds: u32 = env.at_least("ROLLUP_BUCKET_SECONDS", 60, 1)?;
         if 86_400 % rollup_bucket_seconds != 0 {
             return Err(ConfigError::new(

@@ -1,0 +1,111 @@
+//! Bearer tokens for the components that can require one (query, alert).
+//!
+//! Tokens come from a comma-separated environment variable and/or a file (one per line, `#`
+//! comments) that the operator mounts from a Secret. With none configured, auth is off, as in
+//! the seed. A presented token is compared with every accepted one in constant time, so timing
+//! tells nothing about how much of it matched. Tokens never appear in `Debug` output.
+
+use anyhow::Context as _;
+use axum::http::{HeaderMap, header};
+use secrecy::{ExposeSecret as _, SecretString};
+use subtle::ConstantTimeEq as _;
+
+/// The accepted tokens.
+pub struct Tokens(Vec<SecretString>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} redacted)", self.0.len())
+    }
+}
+
+impl Tokens {
+    /// Reads the process variable `list_var` and the file `file` (named by `file_var`, which
+    /// only appears in error messages); `None` when neither holds a token.
+    pub fn load(
+        list_var: &str,
+        file_var: &str,
+        file: Option<&str>,
+    ) -> anyhow::Result<Option<Self>> {
+        let mut tokens = Vec::new();
+        if let Ok(list) = std::env::var(list_var) {
+            tokens.extend(parse(&list.replace(',', "\n")));
+        }
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{file_var}: cannot read {path}"))?;
+            let from_file = parse(&text);
+            if from_file.is_empty() {
+                anyhow::bail!("{file_var}: {path} holds no token");
+            }
+            tokens.extend(from_file);
+        }
+        Ok((!tokens.is_empty()).then_some(Self(tokens)))
+    }
+
+    pub fn from_list(tokens: &[&str]) -> Self {
+        Self(tokens.iter().map(|t| SecretString::from(*t)).collect())
+    }
+
+    /// Whether `presented` is one of the tokens. Every token is compared, in constant time.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let mut accepted = subtle::Choice::from(0);
+        for token in &self.0 {
+            accepted |= token.expose_secret().as_bytes().ct_eq(presented.as_bytes());
+        }
+        accepted.into()
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+fn parse(text: &str) -> Vec<SecretString> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(SecretString::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_only_configured_tokens() {
+        let t = Tokens::from_list(&["alpha-token", "beta"]);
+        assert!(t.accepts("beta"));
+        assert!(t.accepts("alpha-token"));
+        assert!(!t.accepts("alpha"));
+        assert!(!t.accepts(""));
+        assert!(!t.accepts("beta "));
+    }
+
+    #[test]
+    fn file_lines_and_comments() {
+        let parsed = parse("# rotated 2026-11\nfirst\n\n  second  \n");
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[1].expose_secret(), "second");
+        assert!(!format!("{:?}", Tokens(parsed)).contains("first"));
+    }
+
+    #[test]
+    fn bearer_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer abc ".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}
