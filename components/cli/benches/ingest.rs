@@ -26,7 +26,7 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use elasticsearch::http::Method;
 use panopticon_e2e::ingest::{IngestFixture, count_docs, metric, wait_until};
-use panopticon_e2e::process::Component;
+use panopticon_e2e::process::{Component, cpu_and_peak_rss};
 use panopticon_e2e::{kafka, workload};
 use panopticon_es::bulk::{BulkBody, parse_response};
 use panopticon_es::{EsClient, EsSecrets};
@@ -352,23 +352,4 @@ fn pin(server: &str, cpus: &str) -> Result<()> {
         .trim()
         .parse()?;
     taskset(pid, cpus)
-}
-
-/// CPU seconds (user + system) and peak RSS (VmHWM) of a process.
-fn cpu_and_peak_rss(pid: u32) -> Result<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let hwm_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM")?;
-    Ok((ticks / 100.0, hwm_kb * 1024))
 }
