@@ -97,18 +97,10 @@ pub async fn run(
     let admin_stop = CancellationToken::new();
     let _admin_stop = admin_stop.clone().drop_guard();
     if let Some(admin_addr) = options.admin_addr {
-        let ready = ready.clone();
-        let topic = config.error_topic.clone();
+        let state = state.clone();
         let probe: panopticon_common::admin::ReadinessProbe = Arc::new(move || {
-            let ready = ready.load(std::sync::atomic::Ordering::Relaxed);
-            let topic = topic.clone();
-            Box::pin(async move {
-                if ready {
-                    Ok(())
-                } else {
-                    Err(format!("not reading {topic} yet"))
-                }
-            })
+            let readiness = state.readiness();
+            Box::pin(async move { readiness })
         });
         panopticon_common::admin::serve(admin_addr, registry.clone(), probe, admin_stop)
             .await

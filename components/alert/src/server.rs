@@ -35,6 +35,20 @@ pub struct AlertState {
     pub shutdown: CancellationToken,
 }
 
+impl AlertState {
+    /// `Ok` once the error topic is being read, else why not: `/ready` on both ports.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.ready.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(format!(
+                "not reading {} yet (Kafka or the topic unavailable)",
+                self.config.error_topic
+            ))
+        }
+    }
+}
+
 /// The whole HTTP surface, and the Socket.IO handle (to close its clients on shutdown).
 pub fn router(state: Arc<AlertState>) -> (Router, SocketIo) {
     let (socketio_layer, io) = socketio::layer(state.clone());
@@ -108,17 +122,15 @@ async fn health() -> Response {
 
 /// Ready once the error topic is being read.
 async fn readiness(State(state): State<Arc<AlertState>>) -> Response {
-    if state.ready.load(Ordering::Relaxed) {
-        Json(json!({"status": "ready", "clients": state.gate.connected()})).into_response()
-    } else {
-        (
+    match state.readiness() {
+        Ok(()) => {
+            Json(json!({"status": "ready", "clients": state.gate.connected()})).into_response()
+        }
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "not ready",
-                "reason": format!("not reading {} yet (Kafka or the topic unavailable)", state.config.error_topic),
-            })),
+            Json(json!({"status": "not ready", "reason": reason})),
         )
-            .into_response()
+            .into_response(),
     }
 }
 
