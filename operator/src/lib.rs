@@ -1,5 +1,29 @@
-//! The Panopticon operator: reconciles a `Panopticon` custom resource into the four components,
-//! Elasticsearch templates and lifecycle, and Kafka topics (issue #7), and scales ingest from
-//! consumer lag (issue #8).
+//! The Panopticon operator: reconciles a `Panopticon` custom resource (`panopticon.io/v1alpha1`)
+//! into the four components, Elasticsearch templates, lifecycle and data streams, and Kafka
+//! topics, and reports what it sees in the resource's status and Events.
 //!
-//! Nothing here yet: this crate holds a place in the workspace layout of DESIGN.md §3.
+//! - [`crd`]: the resource, its schema defaults and CEL validation.
+//! - [`render`]: spec → each component's configuration (the variables of
+//!   `panopticon_model::config`), validated by the components' own parsers.
+//! - [`resources`]: pure builders of the children.
+//! - [`provision`]: Elasticsearch/OpenSearch and Kafka, through `panopticon-es` and
+//!   `panopticon-kafka`.
+//! - [`conditions`]: observations → status conditions (pure).
+//! - [`controller`]: the reconcile loop (kube-runtime), finalizer, Events, backoff.
+
+pub mod conditions;
+pub mod controller;
+pub mod crd;
+pub mod metrics;
+pub mod provision;
+pub mod render;
+pub mod resources;
+
+/// The CRD as YAML, exactly as committed in `crds/`.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&crd::definition())
+}
+
+/// At most `max` bytes of a text, cut on a character boundary (Event notes and condition
+/// messages have size limits).
+pub use panopticon_es::truncate;

@@ -19,6 +19,34 @@ pub enum Flavour {
     OpenSearch,
 }
 
+/// What answers at the configured node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub flavour: Flavour,
+    /// `version.number` of `GET /`, e.g. `2.19.3` or `8.17.1`.
+    pub version: String,
+}
+
+impl ClusterInfo {
+    /// Reads the answer of `GET /`: OpenSearch says so in `version.distribution`,
+    /// Elasticsearch leaves it out.
+    fn from_root(root: &Value) -> Result<Self, EsError> {
+        let flavour = if root["version"]["distribution"] == "opensearch" {
+            Flavour::OpenSearch
+        } else {
+            Flavour::Elasticsearch
+        };
+        let version = root["version"]["number"]
+            .as_str()
+            .ok_or_else(|| EsError::Decode {
+                what: "GET /".to_owned(),
+                detail: format!("no version.number in {}", truncate(&root.to_string(), 300)),
+            })?
+            .to_owned();
+        Ok(Self { flavour, version })
+    }
+}
+
 /// Failure talking to the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum EsError {
@@ -55,6 +83,11 @@ impl EsError {
             EsError::Config(_) | EsError::Decode { .. } => false,
         }
     }
+
+    /// Whether the answer was 404: what was asked for does not exist (yet).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, EsError::Status { status: 404, .. })
+    }
 }
 
 /// A cheap-to-clone handle on the cluster.
@@ -72,13 +105,18 @@ impl std::fmt::Debug for EsClient {
     }
 }
 
-/// Credentials read from the environment, never from configuration files.
+/// Credentials read from the environment (or, in the operator, from Kubernetes Secrets), never
+/// from configuration files.
 #[derive(Default)]
 pub struct EsSecrets {
     /// `OPENSEARCH_PASSWORD` or `ELASTICSEARCH_PASSWORD`.
     pub password: Option<SecretString>,
     /// `ELASTICSEARCH_API_KEY`: the base64 `id:key` as Elasticsearch issues it.
     pub api_key: Option<SecretString>,
+    /// PEM of the CA that signed the server certificate, given in memory (the operator reads it
+    /// from a Secret). Takes precedence over `ElasticsearchConfig::ca_file`; not read from the
+    /// environment.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl EsSecrets {
@@ -90,6 +128,7 @@ impl EsSecrets {
                 .or_else(|| var("ELASTICSEARCH_PASSWORD"))
                 .map(SecretString::from),
             api_key: var("ELASTICSEARCH_API_KEY").map(SecretString::from),
+            ca_pem: None,
         }
     }
 }
@@ -127,12 +166,18 @@ impl EsClient {
                  the connection can be intercepted"
             );
             builder = builder.cert_validation(CertificateValidation::None);
+        } else if let Some(pem) = &secrets.ca_pem {
+            builder = builder.cert_validation(CertificateValidation::Full(ca_certificate(
+                pem,
+                "the CA certificate given in memory",
+            )?));
         } else if let Some(ca) = &config.ca_file {
             let pem = std::fs::read(ca)
                 .map_err(|e| EsError::Config(format!("ELASTICSEARCH_CA_FILE {ca}: {e}")))?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| EsError::Config(format!("ELASTICSEARCH_CA_FILE {ca}: {e}")))?;
-            builder = builder.cert_validation(CertificateValidation::Full(cert));
+            builder = builder.cert_validation(CertificateValidation::Full(ca_certificate(
+                &pem,
+                &format!("ELASTICSEARCH_CA_FILE {ca}"),
+            )?));
         }
         let transport = builder
             .build()
@@ -213,12 +258,13 @@ impl EsClient {
 
     /// Detects the engine from `GET /`.
     pub async fn flavour(&self) -> Result<Flavour, EsError> {
+        self.info().await.map(|info| info.flavour)
+    }
+
+    /// Detects the engine and its version from `GET /`.
+    pub async fn info(&self) -> Result<ClusterInfo, EsError> {
         let root = self.request_ok(Method::Get, "/", None).await?;
-        Ok(if root["version"]["distribution"] == "opensearch" {
-            Flavour::OpenSearch
-        } else {
-            Flavour::Elasticsearch
-        })
+        ClusterInfo::from_root(&root)
     }
 
     /// Whether the cluster answers at all (for `/ready`).
@@ -227,11 +273,36 @@ impl EsClient {
     }
 }
 
+fn ca_certificate(pem: &[u8], what: &str) -> Result<Certificate, EsError> {
+    // The client parses PEM lazily (at build time, with a vague message), so check it here to
+    // name the source.
+    let text =
+        std::str::from_utf8(pem).map_err(|_| EsError::Config(format!("{what} is not PEM text")))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(EsError::Config(format!(
+            "{what} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Certificate::from_pem(pem).map_err(|e| EsError::Config(format!("{what}: {e}")))
+}
+
 fn transport_error(e: elasticsearch::Error) -> EsError {
+    // The client's message is often only "error sending request for url (...)": the cause
+    // (connection refused, unknown certificate issuer) is in the source chain.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !message.contains(&cause_text) {
+            message.push_str(": ");
+            message.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
     if e.is_timeout() {
-        EsError::Timeout(e.to_string())
+        EsError::Timeout(message)
     } else {
-        EsError::Transport(e.to_string())
+        EsError::Transport(message)
     }
 }
 
@@ -295,9 +366,16 @@ mod tests {
         let secrets = EsSecrets {
             password: Some("s3cret".to_owned().into()),
             api_key: None,
+            ca_pem: None,
         };
         let client = EsClient::new(&config(&url, Some("ingest")), &secrets).unwrap();
-        assert_eq!(client.flavour().await.unwrap(), Flavour::OpenSearch);
+        assert_eq!(
+            client.info().await.unwrap(),
+            ClusterInfo {
+                flavour: Flavour::OpenSearch,
+                version: "2.19.3".to_owned()
+            }
+        );
         let head = server.await.unwrap();
         // base64("ingest:s3cret")
         assert_eq!(
@@ -316,9 +394,10 @@ mod tests {
         let secrets = EsSecrets {
             password: None,
             api_key: Some("aWQ6a2V5".to_owned().into()),
+            ca_pem: None,
         };
         let client = EsClient::new(&config(&url, None), &secrets).unwrap();
-        client.ping().await.unwrap();
+        assert_eq!(client.flavour().await.unwrap(), Flavour::OpenSearch);
         assert_eq!(
             authorization(&server.await.unwrap()).as_deref(),
             Some("ApiKey aWQ6a2V5")
@@ -348,10 +427,45 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_in_memory_that_is_not_pem_is_a_configuration_error() {
+        for bad in [&b"not a certificate"[..], &[0xff, 0xfe][..]] {
+            let secrets = EsSecrets {
+                ca_pem: Some(bad.to_vec()),
+                ..EsSecrets::default()
+            };
+            let e = EsClient::new(&config("https://127.0.0.1:1", None), &secrets).unwrap_err();
+            assert!(
+                matches!(&e, EsError::Config(m) if m.starts_with("the CA certificate given in memory")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_root_answer_gives_flavour_and_version() {
+        let es = serde_json::json!({"version": {"number": "8.17.1", "build_flavor": "default"}});
+        assert_eq!(
+            ClusterInfo::from_root(&es).unwrap(),
+            ClusterInfo {
+                flavour: Flavour::Elasticsearch,
+                version: "8.17.1".to_owned()
+            }
+        );
+        let os = serde_json::json!({"version": {"number": "2.19.3", "distribution": "opensearch"}});
+        assert_eq!(
+            ClusterInfo::from_root(&os).unwrap().flavour,
+            Flavour::OpenSearch
+        );
+        let e = ClusterInfo::from_root(&serde_json::json!({"tagline": "?"})).unwrap_err();
+        assert!(matches!(e, EsError::Decode { .. }), "{e}");
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let secrets = EsSecrets {
             password: Some("s3cret".to_owned().into()),
             api_key: Some("k3y".to_owned().into()),
+            ca_pem: None,
         };
         let client = EsClient::new(&config("http://127.0.0.1:1", Some("u")), &secrets).unwrap();
         let shown = format!("{client:?} {:?} {:?}", secrets.password, secrets.api_key);

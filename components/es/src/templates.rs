@@ -3,11 +3,21 @@
 //! later strings, seed bug 9), and unknown top-level fields are kept in `_source` but not mapped
 //! (`dynamic: false`), so a stray field cannot grow the mapping.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Composable index template of a data stream.
 pub fn template(stream: &str, properties: Value) -> Value {
-    json!({
+    template_with_settings(stream, properties, &Map::new())
+}
+
+/// [`template`] with extra index settings (`index.number_of_replicas`,
+/// `index.lifecycle.name`, ...) merged over the mapping's own.
+pub fn template_with_settings(
+    stream: &str,
+    properties: Value,
+    settings: &Map<String, Value>,
+) -> Value {
+    let mut template = json!({
         "index_patterns": [stream],
         "data_stream": {},
         "priority": 500,
@@ -26,7 +36,16 @@ pub fn template(stream: &str, properties: Value) -> Value {
                 "properties": properties
             }
         }
-    })
+    });
+    merge_settings(&mut template, settings);
+    template
+}
+
+/// Adds `settings` to `template.settings` of a composable index template.
+fn merge_settings(template: &mut Value, settings: &Map<String, Value>) {
+    if let Some(target) = template["template"]["settings"].as_object_mut() {
+        target.extend(settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }
 
 fn keyword() -> Value {
@@ -82,7 +101,16 @@ pub fn span_properties() -> Value {
 /// Index template of one kind of rollup index (see `panopticon_model::rollup::RollupIndices`):
 /// plain indices (not a data stream) that join the kind's read alias when created.
 pub fn rollup_template(pattern: &str, alias: &str) -> Value {
-    json!({
+    rollup_template_with_settings(pattern, alias, &Map::new())
+}
+
+/// [`rollup_template`] with extra index settings merged over its own.
+pub fn rollup_template_with_settings(
+    pattern: &str,
+    alias: &str,
+    settings: &Map<String, Value>,
+) -> Value {
+    let mut template = json!({
         "index_patterns": [pattern],
         "priority": 500,
         "_meta": {"managed_by": "panopticon"},
@@ -94,7 +122,9 @@ pub fn rollup_template(pattern: &str, alias: &str) -> Value {
                 "properties": rollup_properties()
             }
         }
-    })
+    });
+    merge_settings(&mut template, settings);
+    template
 }
 
 /// Rollup document fields: the seed's `metrics-apm` mapping (spec §2.3) plus the series kind,
@@ -187,6 +217,27 @@ mod tests {
         stored.sort();
         fields.sort();
         assert_eq!(stored, fields);
+    }
+
+    #[test]
+    fn extra_settings_join_the_template_settings() {
+        let mut settings = Map::new();
+        settings.insert("index.number_of_replicas".to_owned(), json!(2));
+        let t = template_with_settings("logs-apm", log_properties(), &settings);
+        assert_eq!(
+            t["template"]["settings"],
+            json!({"index.mapping.total_fields.limit": 2000, "index.number_of_replicas": 2})
+        );
+        let r = rollup_template_with_settings("metrics-apm-service-*", "metrics-apm", &settings);
+        assert_eq!(
+            r["template"]["settings"],
+            json!({"number_of_shards": 1, "index.number_of_replicas": 2})
+        );
+        // Without extra settings, the plain builders are unchanged.
+        assert_eq!(
+            template("logs-apm", log_properties())["template"]["settings"],
+            json!({"index.mapping.total_fields.limit": 2000})
+        );
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Settlement {
 pub struct Flusher {
     pub es: EsClient,
     pub streams: StreamNames,
+    /// Whether a missing data stream is re-created here (false when the operator provisions
+    /// them: its templates carry lifecycle settings ours lack, so only it creates them).
+    pub recreate_streams: bool,
     pub producer: Producer,
     pub settle: UnboundedSender<Vec<Settlement>>,
     pub metrics: Metrics,
@@ -140,7 +143,13 @@ impl Flusher {
                 continue; // a smaller request is a different request: no need to wait
             }
             self.metrics.bulk_retries.inc_by(pending.len() as u64);
-            if missing_stream
+            if missing_stream && !self.recreate_streams {
+                tracing::warn!(
+                    docs = pending.len(),
+                    "a data stream is missing (404): documents wait until the operator \
+                     provisions it again"
+                );
+            } else if missing_stream
                 && let Err(error) =
                     panopticon_es::bootstrap::ensure_ingest_streams(&self.es, &self.streams).await
             {

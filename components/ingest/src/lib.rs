@@ -18,6 +18,11 @@
 //! Data flow: [`consumer`] decodes records ([`record`]) and batches documents; a dispatcher runs
 //! at most `BULK_MAX_PARALLEL_FLUSHES` [`flush`]es at once; settlements flow back to the consumer
 //! over a channel; [`produce`] writes the error and dead-letter topics.
+//!
+//! Start-up: ingest creates missing topics (unless `KAFKA_CREATE_TOPICS=false`) and its index
+//! templates and data streams (unless `ELASTICSEARCH_MANAGE_TEMPLATES=false`). When the operator
+//! provisions them instead, ingest only waits for the data streams, and `/ready` answers 503
+//! naming them until they exist.
 
 pub mod consumer;
 pub mod flush;
@@ -27,6 +32,7 @@ pub mod record;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -77,13 +83,27 @@ pub async fn run(
     .create()
     .context("cannot create the Kafka producer")?;
 
+    // When the operator provisions the data streams, ingest is not ready until they exist (it
+    // would have nowhere to write); otherwise it creates them itself further down.
+    let streams_ready = Arc::new(AtomicBool::new(config.elasticsearch.manage_templates));
+    let missing_streams = format!(
+        "waiting for the data streams {} and {} (ELASTICSEARCH_MANAGE_TEMPLATES=false: the \
+         operator creates them)",
+        config.elasticsearch.streams.logs, config.elasticsearch.streams.spans
+    );
     let probe_es = es.clone();
     let probe_producer = producer.clone();
+    let probe_streams_ready = streams_ready.clone();
     let ready: ReadinessProbe = Arc::new(move || {
         let es = probe_es.clone();
         let producer = probe_producer.clone();
+        let streams_ready = probe_streams_ready.load(Ordering::Relaxed);
+        let missing_streams = missing_streams.clone();
         Box::pin(async move {
             es.ping().await.map_err(|e| e.to_string())?;
+            if !streams_ready {
+                return Err(missing_streams);
+            }
             tokio::task::spawn_blocking(move || {
                 use rdkafka::producer::Producer as _;
                 producer
@@ -121,42 +141,64 @@ pub async fn run(
         &config.dlq_topic,
     ]
     .map(String::as_str);
-    let mut attempt = 0;
-    loop {
-        match panopticon_kafka::ensure_topics(&admin_config, &topics).await {
-            Ok(created) => {
-                if !created.is_empty() {
-                    tracing::info!(
-                        ?created,
-                        "created missing topics with the broker's defaults"
-                    );
+    if config.create_topics {
+        let mut attempt = 0;
+        loop {
+            match panopticon_kafka::ensure_topics(&admin_config, &topics).await {
+                Ok(created) => {
+                    if !created.is_empty() {
+                        tracing::info!(
+                            ?created,
+                            "created missing topics with the broker's defaults"
+                        );
+                    }
+                    break;
                 }
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(%error, attempt, "cannot check the topics yet, retrying");
-                attempt += 1;
-                tokio::select! {
-                    () = tokio::time::sleep(Backoff::default().delay(attempt.min(6))) => {},
-                    () = shutdown.cancelled() => { admin_stop.cancel(); return Ok(()); }
+                Err(error) => {
+                    tracing::warn!(%error, attempt, "cannot check the topics yet, retrying");
+                    attempt += 1;
+                    tokio::select! {
+                        () = tokio::time::sleep(Backoff::default().delay(attempt.min(6))) => {},
+                        () = shutdown.cancelled() => { admin_stop.cancel(); return Ok(()); }
+                    }
                 }
             }
         }
+    } else {
+        tracing::info!(
+            ?topics,
+            "KAFKA_CREATE_TOPICS is false: the topics are expected to exist"
+        );
     }
 
     // Templates and data streams: retried until Elasticsearch answers (not ready meanwhile).
-    let prepared = retry_until_ready(
-        "prepare the data streams",
-        &shutdown,
-        panopticon_es::EsError::is_retryable,
-        || panopticon_es::bootstrap::ensure_ingest_streams(&es, &config.elasticsearch.streams),
-    )
-    .await
-    .context("cannot prepare the data streams")?;
+    // Provisioned by the operator, they are only waited for.
+    let streams = &config.elasticsearch.streams;
+    let prepared = if config.elasticsearch.manage_templates {
+        retry_until_ready(
+            "prepare the data streams",
+            &shutdown,
+            panopticon_es::EsError::is_retryable,
+            || panopticon_es::bootstrap::ensure_ingest_streams(&es, streams),
+        )
+        .await
+        .context("cannot prepare the data streams")?
+    } else {
+        let required = [streams.logs.as_str(), streams.spans.as_str()];
+        retry_until_ready(
+            "find the data streams the operator provisions",
+            &shutdown,
+            |e: &panopticon_es::EsError| e.is_retryable() || e.is_not_found(),
+            || panopticon_es::bootstrap::require_data_streams(&es, &required),
+        )
+        .await
+        .context("cannot check the data streams")?
+    };
     if prepared.is_none() {
         admin_stop.cancel();
         return Ok(());
     }
+    streams_ready.store(true, Ordering::Relaxed);
     let backoff = Backoff::default();
 
     let consumer: StreamConsumer<IngestContext> =
@@ -204,6 +246,7 @@ pub async fn run(
     let flusher = Arc::new(Flusher {
         es,
         streams: config.elasticsearch.streams.clone(),
+        recreate_streams: config.elasticsearch.manage_templates,
         producer: producer.clone(),
         settle: settle_tx.clone(),
         metrics: metrics.clone(),

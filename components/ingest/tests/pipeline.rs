@@ -281,3 +281,87 @@ async fn put_json(url: &str, body: &Value) -> Result<()> {
     anyhow::ensure!(status == 200, "PUT {url}: {status} {answer}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_operator_provisioning_ingest_waits_for_the_streams_and_leaves_templates_and_topics()
+-> Result<()> {
+    use panopticon_es::provision::{ProvisionPlan, provision, remove};
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+
+    let mut fixture = IngestFixture::create("provisioned", 1).await?;
+    // A dead-letter topic nobody created: with KAFKA_CREATE_TOPICS=false it must stay absent.
+    let dlq = panopticon_e2e::unique_name("provisioned-dlq");
+    fixture
+        .set("KAFKA_APM_DLQ_TOPIC", &dlq)
+        .set("KAFKA_CREATE_TOPICS", "false")
+        .set("ELASTICSEARCH_MANAGE_TEMPLATES", "false");
+    let vars = fixture.env();
+    let config = IngestConfig::from_env(&EnvSource::from_fn(|name| {
+        vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }))?;
+    let es =
+        panopticon_es::EsClient::new(&config.elasticsearch, &panopticon_es::EsSecrets::default())?;
+    let base = panopticon_e2e::elasticsearch_url();
+    let template_url = format!("{base}/_index_template/{}-template", fixture.logs_stream);
+
+    let ingest = Running::start(&fixture).await?;
+    let ready_url = format!("http://{}/ready", ingest.admin);
+    wait_until("/ready to name the missing streams", WAIT, || {
+        let ready_url = ready_url.clone();
+        let stream = fixture.logs_stream.clone();
+        async move {
+            let (status, body) = http_get(&ready_url).await?;
+            Ok(status == 503 && body.contains(&stream))
+        }
+    })
+    .await?;
+    // Ingest wrote neither a template nor a data stream of its own.
+    assert_eq!(http_get(&template_url).await?.0, 404);
+    assert_eq!(
+        http_get(&format!("{base}/_data_stream/{}", fixture.logs_stream))
+            .await?
+            .0,
+        404
+    );
+
+    let plan = ProvisionPlan {
+        streams: config.elasticsearch.streams.clone(),
+        logs_retention: "14d".to_owned(),
+        traces_retention: "7d".to_owned(),
+        metrics_retention: "90d".to_owned(),
+        rollover_max_primary_shard_size: "50gb".to_owned(),
+        rollover_max_age: "1d".to_owned(),
+        replicas: 0,
+    };
+    provision(&es, &plan).await?;
+    let provisioned: Value = serde_json::from_str(&http_get(&template_url).await?.1)?;
+    wait_until("/ready once the streams exist", WAIT, || {
+        let ready_url = ready_url.clone();
+        async move { Ok(http_get(&ready_url).await?.0 == 200) }
+    })
+    .await?;
+
+    let events = workload::generate(200, 11, chrono::Utc::now());
+    let (logs, spans) = workload::split(&events);
+    let producer = kafka::producer()?;
+    kafka::produce(&producer, &fixture.logs_topic, &logs).await?;
+    kafka::produce(&producer, &fixture.spans_topic, &spans).await?;
+    wait_docs(&fixture.logs_stream, logs.len() as u64).await?;
+    wait_docs(&fixture.spans_stream, spans.len() as u64).await?;
+    ingest.stop().await?;
+
+    // The operator's template is untouched, and provisioning again finds nothing to change.
+    let after: Value = serde_json::from_str(&http_get(&template_url).await?.1)?;
+    assert_eq!(after, provisioned);
+    assert_eq!(provision(&es, &plan).await?.changed, Vec::<String>::new());
+    let metadata_client: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", panopticon_e2e::kafka_brokers())
+        .create()?;
+    let metadata = metadata_client.fetch_metadata(None, Duration::from_secs(10))?;
+    assert!(
+        metadata.topics().iter().all(|t| t.name() != dlq),
+        "ingest created {dlq} although KAFKA_CREATE_TOPICS=false"
+    );
+    remove(&es, &plan).await?;
+    Ok(())
+}

@@ -20,17 +20,18 @@
 //! - **Index layout**: plain indices, one per series kind, bucket length and UTC day of the
 //!   window (`metrics-apm-service-60s-2026.11.25`, `metrics-apm-endpoint-60s-…`), created from
 //!   index templates that add them to the read aliases `metrics-apm` (service series, the
-//!   seed's name and fields) and `metrics-apm-endpoints`. Document ids derive from (bucket
-//!   length, window, series) and a window always maps to the same index, so a re-roll replaces
-//!   documents, whatever the age or size of the index: no duplicate after a rollover, unlike a
-//!   data stream, where an id is unique per backing index only (seed bug 14). Retention deletes
-//!   whole daily indices.
+//!   seed's name and fields) and `metrics-apm-endpoints` (rollup writes them at start; with
+//!   `ELASTICSEARCH_MANAGE_TEMPLATES=false` the operator does, and rollup waits for them).
+//!   Document ids derive from (bucket length, window, series) and a window always maps to the
+//!   same index, so a re-roll replaces documents, whatever the age or size of the index: no
+//!   duplicate after a rollover, unlike a data stream, where an id is unique per backing index
+//!   only (seed bug 14). Retention deletes whole daily indices.
 //! - **Progress**: a checkpoint document per bucket length in `ROLLUP_CHECKPOINT_INDEX`, saved
 //!   after every window with optimistic concurrency ([`checkpoint`]); a restart resumes at the
 //!   window in progress. A cycle rolls at most `ROLLUP_MAX_WINDOWS_PER_CYCLE` windows, so a
 //!   catch-up after an outage progresses steadily and never blocks start-up.
 //! - **One roller**: a Kubernetes Lease elects the active replica when running in a cluster
-//!   ([`lease`]). If two roll anyway (no lease, a partition), their writes are idempotent and
+//!   ([`panopticon_common::lease`]). If two roll anyway (no lease, a partition), their writes are idempotent and
 //!   the checkpoint cannot go backwards: the loser adopts the winner's checkpoint and marks its
 //!   window to be rolled again.
 //!
@@ -38,7 +39,7 @@
 
 pub mod aggregate;
 pub mod checkpoint;
-pub mod lease;
+use panopticon_common::lease;
 pub mod metrics;
 pub mod planner;
 pub mod window;
@@ -123,10 +124,24 @@ pub async fn run(
     let prepared = retry_until_ready(
         "prepare the rollup indices",
         &shutdown,
-        panopticon_es::EsError::is_retryable,
+        |e: &panopticon_es::EsError| e.is_retryable() || e.is_not_found(),
         || async {
-            panopticon_es::bootstrap::ensure_rollup_templates(&es, &config.elasticsearch.streams)
+            // Provisioned by the operator, the templates carry lifecycle settings: leave them,
+            // but do not write before they exist (an index created without them would have
+            // neither the mapping nor the read alias).
+            if config.elasticsearch.manage_templates {
+                panopticon_es::bootstrap::ensure_rollup_templates(
+                    &es,
+                    &config.elasticsearch.streams,
+                )
                 .await?;
+            } else {
+                panopticon_es::bootstrap::require_rollup_templates(
+                    &es,
+                    &config.elasticsearch.streams,
+                )
+                .await?;
+            }
             store.ensure_index().await
         },
     )

@@ -22,6 +22,11 @@ pub struct ElasticsearchConfig {
     pub request_timeout_ms: u64,
     /// Data stream names.
     pub streams: StreamNames,
+    /// Whether the component creates its index templates and data streams at start
+    /// (`ELASTICSEARCH_MANAGE_TEMPLATES`, default true). The operator sets it to false when it
+    /// provisions them itself (with lifecycle settings the components' own templates lack):
+    /// then ingest waits until its data streams exist, and rollup leaves the templates alone.
+    pub manage_templates: bool,
 }
 
 /// The data streams and their index templates (`ELASTICSEARCH_APM_{LOG,SPAN,ROLLUP}_STREAM`
@@ -77,6 +82,7 @@ impl ElasticsearchConfig {
             verify_certificates: env.bool("OPENSEARCH_REJECT_UNAUTHORIZED", true)?,
             request_timeout_ms: env.at_least("ELASTICSEARCH_REQUEST_TIMEOUT_MS", 30_000, 100)?,
             streams,
+            manage_templates: env.bool("ELASTICSEARCH_MANAGE_TEMPLATES", true)?,
         })
     }
 }
@@ -129,6 +135,10 @@ impl ToEnv for ElasticsearchConfig {
                 "ELASTICSEARCH_REQUEST_TIMEOUT_MS",
                 self.request_timeout_ms.to_string(),
             ),
+            (
+                "ELASTICSEARCH_MANAGE_TEMPLATES",
+                self.manage_templates.to_string(),
+            ),
         ];
         if let Some(u) = &self.username {
             vars.push(("OPENSEARCH_USERNAME", u.clone()));
@@ -156,6 +166,18 @@ mod tests {
         assert_eq!(c.streams.logs, "logs-apm");
         assert_eq!(c.streams.spans_template, "traces-apm-template");
         assert!(c.verify_certificates);
+        assert!(c.manage_templates);
+    }
+
+    #[test]
+    fn operator_managed_templates_round_trip() {
+        let pairs = [("ELASTICSEARCH_MANAGE_TEMPLATES", "false")];
+        let c = ElasticsearchConfig::from_env(&EnvSource::from_pairs(&pairs)).unwrap();
+        assert!(!c.manage_templates);
+        let rendered = c.to_env();
+        assert!(rendered.contains(&("ELASTICSEARCH_MANAGE_TEMPLATES", "false".to_owned())));
+        let back = ElasticsearchConfig::from_env(&EnvSource::from_rendered(&rendered)).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]
@@ -180,6 +202,7 @@ mod tests {
             ("ELASTICSEARCH_APM_SPAN_STREAM", "Traces"),
             ("ELASTICSEARCH_APM_LOG_STREAM", "_logs"),
             ("OPENSEARCH_REJECT_UNAUTHORIZED", "nope"),
+            ("ELASTICSEARCH_MANAGE_TEMPLATES", "maybe"),
             ("ELASTICSEARCH_REQUEST_TIMEOUT_MS", "5"),
         ] {
             let pairs = [(var, value)];

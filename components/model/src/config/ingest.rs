@@ -22,6 +22,10 @@ pub struct IngestConfig {
     pub group_id: String,
     /// `KAFKA_CLIENT_ID`, default `panopticon-ingest`.
     pub client_id: String,
+    /// Whether ingest creates its four topics at start when they are missing, with the broker's
+    /// defaults (`KAFKA_CREATE_TOPICS`, default true). The operator sets it to false when it
+    /// creates them itself with their partitions, replication and retention.
+    pub create_topics: bool,
     /// How often settled offsets are committed (`KAFKA_COMMIT_INTERVAL_MS`, default 1 000).
     pub commit_interval_ms: u64,
     pub bulk: BulkConfig,
@@ -115,6 +119,7 @@ impl IngestConfig {
             dlq_topic: env.string("KAFKA_APM_DLQ_TOPIC", "apm.dlq"),
             group_id: env.string("KAFKA_CONSUMER_GROUP", "panopticon-ingest"),
             client_id: env.string("KAFKA_CLIENT_ID", "panopticon-ingest"),
+            create_topics: env.bool("KAFKA_CREATE_TOPICS", true)?,
             commit_interval_ms: env.at_least("KAFKA_COMMIT_INTERVAL_MS", 1000, 10)?,
             bulk,
             max_inflight_events: env.at_least("INGEST_MAX_INFLIGHT_EVENTS", 100_000, 1)?,
@@ -176,6 +181,7 @@ impl ToEnv for IngestConfig {
             ("KAFKA_APM_DLQ_TOPIC", self.dlq_topic.clone()),
             ("KAFKA_CONSUMER_GROUP", self.group_id.clone()),
             ("KAFKA_CLIENT_ID", self.client_id.clone()),
+            ("KAFKA_CREATE_TOPICS", self.create_topics.to_string()),
             (
                 "KAFKA_COMMIT_INTERVAL_MS",
                 self.commit_interval_ms.to_string(),
@@ -285,8 +291,29 @@ mod tests {
     fn renders_what_it_reads() {
         let c = IngestConfig::from_env(&EnvSource::from_pairs(&[("BULK_BATCH_BYTES_MB", "0.5")]))
             .unwrap();
+        assert!(c.create_topics && c.elasticsearch.manage_templates);
         let rendered = c.to_env();
         let back = IngestConfig::from_env(&EnvSource::from_rendered(&rendered)).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn operator_managed_topics_and_templates_round_trip() {
+        let c = IngestConfig::from_env(&EnvSource::from_pairs(&[
+            ("KAFKA_CREATE_TOPICS", "false"),
+            ("ELASTICSEARCH_MANAGE_TEMPLATES", "false"),
+        ]))
+        .unwrap();
+        assert!(!c.create_topics);
+        assert!(!c.elasticsearch.manage_templates);
+        let rendered = c.to_env();
+        for var in ["KAFKA_CREATE_TOPICS", "ELASTICSEARCH_MANAGE_TEMPLATES"] {
+            assert!(rendered.contains(&(var, "false".to_owned())), "{var}");
+        }
+        let back = IngestConfig::from_env(&EnvSource::from_rendered(&rendered)).unwrap();
+        assert_eq!(back, c);
+        let e = IngestConfig::from_env(&EnvSource::from_pairs(&[("KAFKA_CREATE_TOPICS", "maybe")]))
+            .unwrap_err();
+        assert_eq!(e.var, "KAFKA_CREATE_TOPICS");
     }
 }

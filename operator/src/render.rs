@@ -1,0 +1,513 @@
+//! From a `Panopticon` spec to each component's configuration: the environment variables its
+//! `panopticon_model::config` type reads (rendered into a ConfigMap), the Secret keys it reads
+//! as `secretKeyRef` variables, and the Secret keys it reads as mounted files.
+//!
+//! The spec is turned into variables, read back through the component's own `from_env` (so the
+//! operator and the component can never disagree about what is valid), and rendered in full by
+//! `ToEnv`, defaults included. A value the component would refuse comes back as a
+//! [`SpecError`] naming the spec field. Secret values never pass through here: only names.
+
+use std::collections::BTreeMap;
+
+use panopticon_model::config::{
+    AlertConfig, ConfigError, EnvSource, IngestConfig, QueryConfig, RollupConfig, ToEnv,
+};
+use sha2::{Digest as _, Sha256};
+
+use crate::crd::{Panopticon, PanopticonSpec, SaslMechanismSpec, SecretKey};
+
+/// The four components.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Component {
+    Ingest,
+    Rollup,
+    Query,
+    Alert,
+}
+
+impl Component {
+    pub const ALL: [Component; 4] = [
+        Component::Ingest,
+        Component::Rollup,
+        Component::Query,
+        Component::Alert,
+    ];
+
+    /// The `panopticon` subcommand, label value and name suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Ingest => "ingest",
+            Component::Rollup => "rollup",
+            Component::Query => "query",
+            Component::Alert => "alert",
+        }
+    }
+
+    /// The port the component serves clients on (query's API, alert's live feed).
+    pub fn serving_port(self) -> Option<i32> {
+        match self {
+            Component::Query => Some(QUERY_PORT),
+            Component::Alert => Some(ALERT_PORT),
+            Component::Ingest | Component::Rollup => None,
+        }
+    }
+}
+
+/// Container ports. The Service's port is the user's; these are fixed.
+pub const QUERY_PORT: i32 = 3001;
+pub const ALERT_PORT: i32 = 3010;
+pub const ADMIN_PORT: i32 = 9464;
+
+/// A spec value the component would refuse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    /// The field, as `spec.ingest.bulkBatchSize`.
+    pub field: String,
+    pub message: String,
+}
+
+/// A variable read from a Secret key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretEnv {
+    pub var: &'static str,
+    pub secret: SecretKey,
+}
+
+/// A Secret key mounted as a file; `var` holds its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    /// Volume name, unique in the pod.
+    pub volume: &'static str,
+    pub secret: SecretKey,
+    /// Directory the key is mounted in (as a file named after the key).
+    pub dir: &'static str,
+    pub var: &'static str,
+}
+
+impl SecretFile {
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.dir, self.secret.key)
+    }
+}
+
+/// One component's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// ConfigMap data: every variable the component reads, defaults included.
+    pub config: BTreeMap<String, String>,
+    pub secret_env: Vec<SecretEnv>,
+    pub secret_files: Vec<SecretFile>,
+}
+
+impl Rendered {
+    /// Changes whenever what the pods read changes (config, or which Secret keys they read),
+    /// so a new value rolls them. Secret *values* are not hashed: rotating a Secret in place
+    /// is picked up by restarting the pods.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        for (k, v) in &self.config {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.as_bytes());
+            h.update([0]);
+        }
+        for s in &self.secret_env {
+            h.update(format!("env:{}={}/{}", s.var, s.secret.name, s.secret.key).as_bytes());
+            h.update([0]);
+        }
+        for f in &self.secret_files {
+            h.update(format!("file:{}={}/{}", f.var, f.secret.name, f.secret.key).as_bytes());
+            h.update([0]);
+        }
+        h.finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Variables that come from Secrets: never in a ConfigMap.
+const SECRET_VARS: [&str; 8] = [
+    "ELASTICSEARCH_USERNAME",
+    "OPENSEARCH_USERNAME",
+    "ELASTICSEARCH_PASSWORD",
+    "ELASTICSEARCH_API_KEY",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "REDIS_PASSWORD",
+    "REDIS_USERNAME",
+];
+
+/// What the spec sets: variable, value, and the spec field it came from.
+struct Overrides {
+    vars: Vec<(&'static str, String, String)>,
+    secret_env: Vec<SecretEnv>,
+    secret_files: Vec<SecretFile>,
+}
+
+impl Overrides {
+    fn set(&mut self, var: &'static str, value: impl ToString, field: impl Into<String>) {
+        self.vars.push((var, value.to_string(), field.into()));
+    }
+
+    fn set_opt<T: ToString>(&mut self, var: &'static str, value: Option<T>, field: &str) {
+        if let Some(v) = value {
+            self.set(var, v, field);
+        }
+    }
+
+    fn field_of(&self, var: &str) -> String {
+        self.vars
+            .iter()
+            .find(|(v, _, _)| var.split('/').any(|part| part == *v))
+            .map(|(_, _, f)| f.clone())
+            .unwrap_or_else(|| format!("spec (variable {var})"))
+    }
+}
+
+/// Renders one component's configuration.
+pub fn render(pano: &Panopticon, component: Component) -> Result<Rendered, SpecError> {
+    let name = pano.metadata.name.as_deref().unwrap_or_default();
+    let namespace = pano.metadata.namespace.as_deref().unwrap_or_default();
+    let o = overrides(&pano.spec, component, name, namespace);
+    // Secret-sourced variables are present while validating (a SASL mechanism needs a user
+    // name) but never rendered.
+    let placeholders: Vec<(&'static str, String)> = o
+        .secret_env
+        .iter()
+        .map(|s| (s.var, "from-secret".to_owned()))
+        .collect();
+    let lookup = |var: &str| {
+        o.vars
+            .iter()
+            .find(|(v, _, _)| *v == var)
+            .map(|(_, value, _)| value.clone())
+            .or_else(|| {
+                placeholders
+                    .iter()
+                    .find(|(v, _)| *v == var)
+                    .map(|(_, value)| value.clone())
+            })
+    };
+    let env = EnvSource::from_fn(lookup);
+    let refused = |e: ConfigError| SpecError {
+        field: o.field_of(&e.var),
+        message: format!("{} ({})", e.reason, e.var),
+    };
+    let rendered = match component {
+        Component::Ingest => IngestConfig::from_env(&env).map_err(refused)?.to_env(),
+        Component::Rollup => RollupConfig::from_env(&env).map_err(refused)?.to_env(),
+        Component::Query => QueryConfig::from_env(&env).map_err(refused)?.to_env(),
+        Component::Alert => AlertConfig::from_env(&env).map_err(refused)?.to_env(),
+    };
+    let mut config: BTreeMap<String, String> = rendered
+        .into_iter()
+        .filter(|(var, _)| !SECRET_VARS.contains(var))
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    // Variables a component reads outside its config type (paths of mounted files).
+    for f in &o.secret_files {
+        config.insert(f.var.to_owned(), f.path());
+    }
+    Ok(Rendered {
+        config,
+        secret_env: o.secret_env,
+        secret_files: o.secret_files,
+    })
+}
+
+fn overrides(spec: &PanopticonSpec, component: Component, name: &str, ns: &str) -> Overrides {
+    let mut o = Overrides {
+        vars: Vec::new(),
+        secret_env: Vec::new(),
+        secret_files: Vec::new(),
+    };
+    let uses_es = component != Component::Alert;
+    let uses_kafka = matches!(component, Component::Ingest | Component::Alert);
+    if uses_es {
+        elasticsearch(spec, &mut o);
+    }
+    if uses_kafka {
+        kafka(spec, &mut o);
+    }
+    let topics = &spec.kafka.topics;
+    match component {
+        Component::Ingest => {
+            let i = &spec.ingest;
+            o.set(
+                "KAFKA_APM_LOG_TOPIC",
+                &topics.logs.name,
+                "spec.kafka.topics.logs.name",
+            );
+            o.set(
+                "KAFKA_APM_SPAN_TOPIC",
+                &topics.spans.name,
+                "spec.kafka.topics.spans.name",
+            );
+            o.set(
+                "KAFKA_APM_LOG_ERROR_TOPIC",
+                &topics.errors.name,
+                "spec.kafka.topics.errors.name",
+            );
+            o.set(
+                "KAFKA_APM_DLQ_TOPIC",
+                &topics.dead_letter.name,
+                "spec.kafka.topics.deadLetter.name",
+            );
+            o.set(
+                "KAFKA_CONSUMER_GROUP",
+                &i.consumer_group,
+                "spec.ingest.consumerGroup",
+            );
+            // The operator owns the topics (or the user does, with manageTopics off).
+            o.set("KAFKA_CREATE_TOPICS", false, "spec.kafka.manageTopics");
+            o.set_opt(
+                "BULK_BATCH_SIZE",
+                i.bulk_batch_size,
+                "spec.ingest.bulkBatchSize",
+            );
+            o.set_opt(
+                "BULK_BATCH_BYTES_MB",
+                i.bulk_batch_mb,
+                "spec.ingest.bulkBatchMb",
+            );
+            o.set_opt(
+                "BULK_FLUSH_INTERVAL_MS",
+                i.bulk_flush_interval_ms,
+                "spec.ingest.bulkFlushIntervalMs",
+            );
+            o.set_opt(
+                "BULK_MAX_PARALLEL_FLUSHES",
+                i.bulk_max_parallel_flushes,
+                "spec.ingest.bulkMaxParallelFlushes",
+            );
+        }
+        Component::Rollup => {
+            let r = &spec.rollup;
+            o.set("ROLLUP_LEADER_ELECTION", "lease", "spec.rollup.replicas");
+            o.set(
+                "ROLLUP_LEASE_NAME",
+                format!("{name}-rollup"),
+                "metadata.name",
+            );
+            o.set("ROLLUP_LEASE_NAMESPACE", ns, "metadata.namespace");
+            o.set_opt(
+                "ROLLUP_LATENESS_SECONDS",
+                r.lateness_seconds,
+                "spec.rollup.latenessSeconds",
+            );
+            o.set_opt(
+                "ROLLUP_POLL_INTERVAL_MS",
+                r.poll_interval_ms,
+                "spec.rollup.pollIntervalMs",
+            );
+        }
+        Component::Query => {
+            let q = &spec.query;
+            o.set("PORT", QUERY_PORT, "spec.query.service.port");
+            if !q.cors_origins.is_empty() {
+                o.set(
+                    "CORS_ALLOWED_ORIGINS",
+                    q.cors_origins.join(","),
+                    "spec.query.corsOrigins",
+                );
+            }
+            o.set_opt(
+                "METRICS_CACHE_TTL_SECONDS",
+                q.metrics_cache_ttl_seconds,
+                "spec.query.metricsCacheTtlSeconds",
+            );
+            o.set_opt(
+                "QUERY_CACHE_TTL_SECONDS",
+                q.query_cache_ttl_seconds,
+                "spec.query.queryCacheTtlSeconds",
+            );
+            if let Some(redis) = &spec.redis {
+                o.set("REDIS_URL", &redis.url, "spec.redis.url");
+                if let Some(secret) = &redis.password_secret {
+                    o.secret_env.push(SecretEnv {
+                        var: "REDIS_PASSWORD",
+                        secret: secret.clone(),
+                    });
+                }
+            }
+            if let Some(secret) = &q.auth_token_secret {
+                o.secret_files.push(SecretFile {
+                    volume: "auth-tokens",
+                    secret: secret.clone(),
+                    dir: "/etc/panopticon/auth-tokens",
+                    var: "QUERY_AUTH_TOKENS_FILE",
+                });
+            }
+        }
+        Component::Alert => {
+            let a = &spec.alert;
+            o.set("ERROR_STREAM_PORT", ALERT_PORT, "spec.alert.service.port");
+            o.set(
+                "KAFKA_APM_LOG_ERROR_TOPIC",
+                &topics.errors.name,
+                "spec.kafka.topics.errors.name",
+            );
+            if !a.cors_origins.is_empty() {
+                o.set(
+                    "ERROR_STREAM_WS_ORIGINS",
+                    a.cors_origins.join(","),
+                    "spec.alert.corsOrigins",
+                );
+            }
+            o.set_opt(
+                "ERROR_STREAM_REPLAY_SIZE",
+                a.replay_size,
+                "spec.alert.replaySize",
+            );
+            o.set_opt(
+                "ERROR_STREAM_CLIENT_QUEUE",
+                a.client_queue,
+                "spec.alert.clientQueue",
+            );
+            if let Some(secret) = &a.auth_token_secret {
+                o.secret_files.push(SecretFile {
+                    volume: "auth-tokens",
+                    secret: secret.clone(),
+                    dir: "/etc/panopticon/auth-tokens",
+                    var: "ERROR_STREAM_AUTH_TOKENS_FILE",
+                });
+            }
+        }
+    }
+    o
+}
+
+fn elasticsearch(spec: &PanopticonSpec, o: &mut Overrides) {
+    let es = &spec.elasticsearch;
+    o.set("ELASTICSEARCH_NODE", &es.url, "spec.elasticsearch.url");
+    // The operator owns templates, lifecycle and data streams.
+    o.set(
+        "ELASTICSEARCH_MANAGE_TEMPLATES",
+        false,
+        "spec.elasticsearch",
+    );
+    let streams = &es.streams;
+    for (var, value, field) in [
+        (
+            "ELASTICSEARCH_APM_LOG_STREAM",
+            &streams.logs.name,
+            "spec.elasticsearch.streams.logs.name",
+        ),
+        (
+            "ELASTICSEARCH_APM_SPAN_STREAM",
+            &streams.traces.name,
+            "spec.elasticsearch.streams.traces.name",
+        ),
+        (
+            "ELASTICSEARCH_APM_ROLLUP_STREAM",
+            &streams.metrics.name,
+            "spec.elasticsearch.streams.metrics.name",
+        ),
+    ] {
+        o.set(var, value, field);
+    }
+    if let Some(tls) = &es.tls {
+        o.set(
+            "OPENSEARCH_REJECT_UNAUTHORIZED",
+            tls.verify,
+            "spec.elasticsearch.tls.verify",
+        );
+        if let Some(ca) = &tls.ca_secret {
+            o.secret_files.push(SecretFile {
+                volume: "elasticsearch-ca",
+                secret: ca.clone(),
+                dir: "/etc/panopticon/elasticsearch-ca",
+                var: "ELASTICSEARCH_CA_FILE",
+            });
+        }
+    }
+    if let Some(credentials) = &es.credentials {
+        if let Some(basic) = &credentials.basic {
+            o.secret_env.push(SecretEnv {
+                var: "ELASTICSEARCH_USERNAME",
+                secret: SecretKey {
+                    name: basic.secret_name.clone(),
+                    key: basic.username_key.clone(),
+                },
+            });
+            o.secret_env.push(SecretEnv {
+                var: "ELASTICSEARCH_PASSWORD",
+                secret: SecretKey {
+                    name: basic.secret_name.clone(),
+                    key: basic.password_key.clone(),
+                },
+            });
+        }
+        if let Some(key) = &credentials.api_key {
+            o.secret_env.push(SecretEnv {
+                var: "ELASTICSEARCH_API_KEY",
+                secret: key.clone(),
+            });
+        }
+    }
+}
+
+fn kafka(spec: &PanopticonSpec, o: &mut Overrides) {
+    let k = &spec.kafka;
+    o.set(
+        "KAFKA_BROKERS",
+        &k.bootstrap_servers,
+        "spec.kafka.bootstrapServers",
+    );
+    if let Some(tls) = &k.tls {
+        o.set("KAFKA_SSL", true, "spec.kafka.tls");
+        o.set(
+            "KAFKA_SSL_REJECT_UNAUTHORIZED",
+            tls.verify,
+            "spec.kafka.tls.verify",
+        );
+        if let Some(ca) = &tls.ca_secret {
+            o.secret_files.push(SecretFile {
+                volume: "kafka-ca",
+                secret: ca.clone(),
+                dir: "/etc/panopticon/kafka-ca",
+                var: "KAFKA_SSL_CA_FILE",
+            });
+        }
+    }
+    if let Some(sasl) = &k.sasl {
+        let mechanism = match sasl.mechanism {
+            SaslMechanismSpec::Plain => "plain",
+            SaslMechanismSpec::ScramSha256 => "scram-sha-256",
+            SaslMechanismSpec::ScramSha512 => "scram-sha-512",
+        };
+        o.set(
+            "KAFKA_SASL_MECHANISM",
+            mechanism,
+            "spec.kafka.sasl.mechanism",
+        );
+        for (var, key) in [
+            ("KAFKA_SASL_USERNAME", &sasl.username_key),
+            ("KAFKA_SASL_PASSWORD", &sasl.password_key),
+        ] {
+            o.secret_env.push(SecretEnv {
+                var,
+                secret: SecretKey {
+                    name: sasl.secret_name.clone(),
+                    key: key.clone(),
+                },
+            });
+        }
+    }
+}
+
+/// `14d` / `36h` / `30m` (the schema's pattern) in milliseconds.
+pub fn duration_ms(value: &str) -> Option<i64> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: i64 = digits.parse().ok()?;
+    let unit_ms = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms)
+}

@@ -1,0 +1,109 @@
+//! The committed CRD, install manifests and samples agree with the code (no server needed).
+
+use std::path::{Path, PathBuf};
+
+use panopticon_operator::crd::Panopticon;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .expect("the operator crate sits in the repository root")
+}
+
+fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).expect("a readable manifest");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// `crds/` is generated; regenerate with
+/// `cargo run -p panopticon-operator -- crd > crds/panopticon.io_panopticons.yaml`.
+#[test]
+fn the_committed_crd_is_what_the_types_generate() {
+    let committed =
+        std::fs::read_to_string(root().join("crds/panopticon.io_panopticons.yaml")).unwrap();
+    let generated = panopticon_operator::crd_yaml().unwrap();
+    assert!(
+        committed == generated,
+        "crds/panopticon.io_panopticons.yaml drifted from the Rust types; regenerate it with \
+         `cargo run -p panopticon-operator -- crd > crds/panopticon.io_panopticons.yaml`"
+    );
+}
+
+/// Client-side `kubectl apply` stores the object in a 256 KiB annotation.
+#[test]
+fn the_crd_fits_a_client_side_apply() {
+    let crd = serde_json::to_string(&panopticon_operator::crd::definition()).unwrap();
+    assert!(crd.len() < 200 * 1024, "{} bytes", crd.len());
+}
+
+#[test]
+fn every_sample_is_a_valid_resource() {
+    let dir = root().join("manifests/samples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        for doc in documents(&path) {
+            let p: Panopticon = serde_json::from_value(doc.clone())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // Every component renders: the samples are what the components accept.
+            for c in panopticon_operator::render::Component::ALL {
+                let mut p = p.clone();
+                p.metadata.namespace = Some("default".to_owned());
+                panopticon_operator::render::render(&p, c)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 3, "minimal, production, opensearch");
+}
+
+/// The operator's ClusterRole is least privilege: no wildcards, Secrets only by `get` (never
+/// listed or watched), nothing deleted but PodDisruptionBudgets. Sufficiency is proven by the
+/// integration tests, which run the operator as this ServiceAccount.
+#[test]
+fn the_cluster_role_is_narrow() {
+    let role = &documents(&root().join("manifests/install/cluster_role.yaml"))[0];
+    for rule in role["rules"].as_array().unwrap() {
+        let strings = |k: &str| -> Vec<String> {
+            rule[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (resources, verbs) = (strings("resources"), strings("verbs"));
+        assert!(!resources.contains(&"*".to_owned()) && !verbs.contains(&"*".to_owned()));
+        if resources.contains(&"secrets".to_owned()) {
+            assert_eq!(verbs, vec!["get"]);
+        }
+        if verbs.contains(&"delete".to_owned()) {
+            assert_eq!(resources, vec!["poddisruptionbudgets"]);
+        }
+        for verb in &verbs {
+            assert!(
+                [
+                    "get", "list", "watch", "create", "patch", "update", "delete"
+                ]
+                .contains(&verb.as_str()),
+                "{verb}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_kustomization_lists_existing_files() {
+    let dir = root().join("manifests/install");
+    let k = &documents(&dir.join("kustomization.yaml"))[0];
+    for resource in k["resources"].as_array().unwrap() {
+        let path = dir.join(resource.as_str().unwrap());
+        assert!(path.exists(), "{}", path.display());
+    }
+}
