@@ -11,6 +11,7 @@
 //! - [`conditions`]: observations → status conditions (pure).
 //! - [`controller`]: the reconcile loop (kube-runtime), finalizer, Events, backoff.
 
+pub mod autoscale;
 pub mod conditions;
 pub mod controller;
 pub mod crd;

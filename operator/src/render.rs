@@ -511,3 +511,150 @@ pub fn duration_ms(value: &str) -> Option<i64> {
     };
     n.checked_mul(unit_ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{BasicAuth, EsCredentials, SaslSpec, SecretKey};
+
+    fn pano(spec: serde_json::Value) -> Panopticon {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "panopticon.io/v1alpha1", "kind": "Panopticon",
+            "metadata": {"name": "apm", "namespace": "obs"},
+            "spec": spec
+        }))
+        .unwrap()
+    }
+
+    fn minimal() -> Panopticon {
+        pano(serde_json::json!({
+            "elasticsearch": {"url": "http://es:9200"},
+            "kafka": {"bootstrapServers": "k:9092"}
+        }))
+    }
+
+    #[test]
+    fn every_component_gets_its_full_configuration() {
+        let p = minimal();
+        let ingest = render(&p, Component::Ingest).unwrap();
+        let c = &ingest.config;
+        assert_eq!(c["ELASTICSEARCH_NODE"], "http://es:9200");
+        assert_eq!(c["KAFKA_BROKERS"], "k:9092");
+        assert_eq!(c["KAFKA_APM_LOG_TOPIC"], "apm.logs");
+        assert_eq!(c["KAFKA_APM_DLQ_TOPIC"], "apm.dlq");
+        assert_eq!(c["KAFKA_CONSUMER_GROUP"], "panopticon-ingest");
+        assert_eq!(c["ELASTICSEARCH_MANAGE_TEMPLATES"], "false");
+        assert_eq!(c["KAFKA_CREATE_TOPICS"], "false");
+        // Defaults are rendered too, so the ConfigMap says everything the pod will use.
+        assert!(c.contains_key("BULK_BATCH_SIZE"));
+        let rollup = render(&p, Component::Rollup).unwrap();
+        assert_eq!(rollup.config["ROLLUP_LEASE_NAME"], "apm-rollup");
+        assert_eq!(rollup.config["ROLLUP_LEASE_NAMESPACE"], "obs");
+        assert!(
+            !rollup.config.contains_key("KAFKA_BROKERS"),
+            "rollup reads no Kafka"
+        );
+        let alert = render(&p, Component::Alert).unwrap();
+        assert_eq!(alert.config["KAFKA_APM_LOG_ERROR_TOPIC"], "apm.logs.error");
+        assert!(!alert.config.contains_key("ELASTICSEARCH_NODE"));
+        let query = render(&p, Component::Query).unwrap();
+        assert_eq!(query.config["PORT"], QUERY_PORT.to_string());
+    }
+
+    #[test]
+    fn credentials_are_references_never_values() {
+        let mut p = minimal();
+        p.spec.elasticsearch.credentials = Some(EsCredentials {
+            basic: Some(BasicAuth {
+                secret_name: "es".to_owned(),
+                username_key: "user".to_owned(),
+                password_key: "pass".to_owned(),
+            }),
+            api_key: None,
+        });
+        p.spec.kafka.sasl = Some(SaslSpec {
+            mechanism: crate::crd::SaslMechanismSpec::ScramSha512,
+            secret_name: "kafka".to_owned(),
+            username_key: "username".to_owned(),
+            password_key: "password".to_owned(),
+        });
+        let r = render(&p, Component::Ingest).unwrap();
+        let vars: Vec<&str> = r.secret_env.iter().map(|s| s.var).collect();
+        assert_eq!(
+            vars,
+            [
+                "ELASTICSEARCH_USERNAME",
+                "ELASTICSEARCH_PASSWORD",
+                "KAFKA_SASL_USERNAME",
+                "KAFKA_SASL_PASSWORD"
+            ]
+        );
+        for var in SECRET_VARS {
+            assert!(!r.config.contains_key(var), "{var} in the ConfigMap");
+        }
+        assert!(r.config.values().all(|v| v != "from-secret"));
+        assert_eq!(r.config["KAFKA_SASL_MECHANISM"], "scram-sha-512");
+    }
+
+    #[test]
+    fn token_and_ca_files_are_mounted_and_their_paths_rendered() {
+        let mut p = minimal();
+        p.spec.query.auth_token_secret = Some(SecretKey {
+            name: "tokens".to_owned(),
+            key: "list".to_owned(),
+        });
+        p.spec.elasticsearch.tls = Some(crate::crd::TlsSpec {
+            ca_secret: Some(SecretKey {
+                name: "es-ca".to_owned(),
+                key: "ca.crt".to_owned(),
+            }),
+            verify: true,
+        });
+        let r = render(&p, Component::Query).unwrap();
+        assert_eq!(
+            r.config["QUERY_AUTH_TOKENS_FILE"],
+            "/etc/panopticon/auth-tokens/list"
+        );
+        assert_eq!(
+            r.config["ELASTICSEARCH_CA_FILE"],
+            "/etc/panopticon/elasticsearch-ca/ca.crt"
+        );
+        assert_eq!(r.secret_files.len(), 2);
+    }
+
+    #[test]
+    fn a_value_the_component_refuses_names_the_spec_field() {
+        let mut p = minimal();
+        p.spec.kafka.topics.errors.name = "apm.logs".to_owned();
+        let e = render(&p, Component::Ingest).unwrap_err();
+        assert_eq!(e.field, "spec.kafka.topics.errors.name");
+        assert!(e.message.contains("input topic"), "{e}");
+        let mut p = minimal();
+        p.spec.ingest.bulk_batch_mb = Some(100);
+        let e = render(&p, Component::Ingest).unwrap_err();
+        assert_eq!(e.field, "spec.ingest.bulkBatchMb", "{e}");
+    }
+
+    #[test]
+    fn the_hash_follows_the_configuration() {
+        let p = minimal();
+        let a = render(&p, Component::Query).unwrap();
+        assert_eq!(a.hash(), render(&p, Component::Query).unwrap().hash());
+        let mut q = p.clone();
+        q.spec.query.query_cache_ttl_seconds = Some(42);
+        assert_ne!(a.hash(), render(&q, Component::Query).unwrap().hash());
+        // A change elsewhere leaves query's pods alone.
+        let mut i = p.clone();
+        i.spec.ingest.bulk_batch_size = Some(10);
+        assert_eq!(a.hash(), render(&i, Component::Query).unwrap().hash());
+    }
+
+    #[test]
+    fn durations_in_milliseconds() {
+        assert_eq!(duration_ms("3d"), Some(259_200_000));
+        assert_eq!(duration_ms("12h"), Some(43_200_000));
+        assert_eq!(duration_ms("30m"), Some(1_800_000));
+        assert_eq!(duration_ms("3w"), None);
+        assert_eq!(duration_ms(""), None);
+    }
+}

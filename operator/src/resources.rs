@@ -416,3 +416,136 @@ pub fn rollup_lease_rbac(names: &Names, owner: &OwnerReference) -> (Role, RoleBi
     };
     (role, binding)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::render;
+
+    fn pano(spec: serde_json::Value) -> Panopticon {
+        let mut spec = spec;
+        spec["elasticsearch"] = serde_json::json!({"url": "http://es:9200"});
+        spec["kafka"] = serde_json::json!({"bootstrapServers": "k:9092"});
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "panopticon.io/v1alpha1", "kind": "Panopticon",
+            "metadata": {"name": "apm", "namespace": "obs", "uid": "u-1"},
+            "spec": spec
+        }))
+        .unwrap()
+    }
+
+    fn build(p: &Panopticon, c: Component) -> Deployment {
+        let names = Names::new(p, c);
+        deployment(p, c, &names, &owner(p), &render(p, c).unwrap())
+    }
+
+    #[test]
+    fn an_autoscaled_ingest_deployment_declares_no_replicas() {
+        let fixed = pano(serde_json::json!({"ingest": {"replicas": 3}}));
+        assert_eq!(
+            build(&fixed, Component::Ingest).spec.unwrap().replicas,
+            Some(3)
+        );
+        let scaled = pano(
+            serde_json::json!({"ingest": {"autoscaling": {"mode": "builtin", "maxReplicas": 6}}}),
+        );
+        assert_eq!(
+            build(&scaled, Component::Ingest).spec.unwrap().replicas,
+            None
+        );
+        // Its budget follows the most it can run.
+        assert_eq!(max_replicas(&scaled, Component::Ingest), 6);
+    }
+
+    #[test]
+    fn pods_are_restricted_unless_overridden() {
+        let p = pano(serde_json::json!({}));
+        let pod = build(&p, Component::Query)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        let sc = pod.security_context.unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.run_as_user, Some(RUN_AS));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let rollup = build(&p, Component::Rollup)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(
+            rollup.automount_service_account_token,
+            Some(true),
+            "rollup holds a Lease"
+        );
+        let custom = pano(
+            serde_json::json!({"query": {"securityContext": {"runAsUser": 1000}, "priorityClassName": "high"}}),
+        );
+        let pod = build(&custom, Component::Query)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(pod.security_context.unwrap().run_as_user, Some(1000));
+        assert_eq!(pod.priority_class_name.as_deref(), Some("high"));
+    }
+
+    #[test]
+    fn owner_reference_is_the_controller_and_blocks_deletion() {
+        let p = pano(serde_json::json!({}));
+        let o = owner(&p);
+        assert_eq!(
+            (o.kind.as_str(), o.name.as_str(), o.uid.as_str()),
+            ("Panopticon", "apm", "u-1")
+        );
+        assert_eq!(
+            (o.controller, o.block_owner_deletion),
+            (Some(true), Some(true))
+        );
+    }
+
+    #[test]
+    fn only_serving_components_get_a_service_and_only_scaled_ones_a_budget() {
+        let p = pano(
+            serde_json::json!({"query": {"replicas": 2, "service": {"type": "NodePort", "port": 80}}}),
+        );
+        let o = owner(&p);
+        let q = Names::new(&p, Component::Query);
+        let svc = service(Component::Query, &p.spec.query.service, &q, &o).unwrap();
+        let spec = svc.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec.ports.unwrap()[0].port, 80);
+        let i = Names::new(&p, Component::Ingest);
+        assert!(service(Component::Ingest, &p.spec.query.service, &i, &o).is_none());
+        assert!(pod_disruption_budget(&q, &o, max_replicas(&p, Component::Query)).is_some());
+        assert!(pod_disruption_budget(&i, &o, max_replicas(&p, Component::Ingest)).is_none());
+    }
+
+    #[test]
+    fn a_config_change_changes_the_pod_template() {
+        let a = pano(serde_json::json!({}));
+        let b = pano(serde_json::json!({"rollup": {"latenessSeconds": 300}}));
+        let hash = |d: Deployment| {
+            d.spec
+                .unwrap()
+                .template
+                .metadata
+                .unwrap()
+                .annotations
+                .unwrap()[CONFIG_HASH_ANNOTATION]
+                .clone()
+        };
+        assert_ne!(
+            hash(build(&a, Component::Rollup)),
+            hash(build(&b, Component::Rollup))
+        );
+        assert_eq!(
+            hash(build(&a, Component::Alert)),
+            hash(build(&b, Component::Alert))
+        );
+    }
+}

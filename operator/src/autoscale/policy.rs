@@ -1,0 +1,1 @@
+//! The scaling decision (pure). Being written.
