@@ -152,15 +152,21 @@ impl Fixture {
     pub async fn documents(&self, kind: SeriesKind) -> Result<Vec<(String, RollupDocument)>> {
         let alias = self.indices().alias(kind);
         self.refresh(&alias).await?;
-        let answer = self
+        let (status, answer) = self
             .es
-            .request_ok(
+            .request(
                 Method::Post,
                 &format!("/{alias}/_search?ignore_unavailable=true&allow_no_indices=true"),
                 Some(&json!({"size": 10000, "query": {"match_all": {}}})),
             )
             .await
             .context("searching rollup documents")?;
+        // The index rollup just created may not have its shard started yet ("all shards
+        // failed", 503): nothing to read so far, the caller polls again.
+        if status.as_u16() == 503 {
+            return Ok(Vec::new());
+        }
+        anyhow::ensure!(status.is_success(), "searching rollup documents: {status} {answer}");
         let mut docs = Vec::new();
         for hit in answer["hits"]["hits"].as_array().into_iter().flatten() {
             let id = hit["_id"].as_str().unwrap_or_default().to_owned();
