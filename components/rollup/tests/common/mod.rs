@@ -166,7 +166,10 @@ impl Fixture {
         if status.as_u16() == 503 {
             return Ok(Vec::new());
         }
-        anyhow::ensure!(status.is_success(), "searching rollup documents: {status} {answer}");
+        ensure!(
+            status.is_success(),
+            "searching rollup documents: {status} {answer}"
+        );
         let mut docs = Vec::new();
         for hit in answer["hits"]["hits"].as_array().into_iter().flatten() {
             let id = hit["_id"].as_str().unwrap_or_default().to_owned();
