@@ -113,7 +113,8 @@ scheduler_start() {
 scheduler_ready() { curl -fsSk -m 3 "https://127.0.0.1:$SCHEDULER_PORT/healthz" >/dev/null 2>&1; }
 scheduler_version() { "$K8S_DIR/bin/kube-scheduler" --version | sed 's/^Kubernetes/kube-scheduler/'; }
 
-# kwok plays the kubelet of one fake node. The node carries no taint, so ordinary pods (the
+# kwok plays the kubelet of one fake node (room for 1000 pods: the operator benchmark runs 200).
+# The node carries no taint, so ordinary pods (the
 # operator's) schedule onto it without tolerations.
 kwok_install() { kube_build kwok; kube_pki; }
 kwok_start() {
@@ -128,8 +129,8 @@ kwok_start() {
 {"apiVersion":"v1","kind":"Node","metadata":{"name":"$KUBE_NODE",
  "annotations":{"kwok.x-k8s.io/node":"fake","node.alpha.kubernetes.io/ttl":"0"},
  "labels":{"kubernetes.io/hostname":"$KUBE_NODE","kubernetes.io/os":"linux","kubernetes.io/arch":"amd64","type":"kwok"}},
- "status":{"allocatable":{"cpu":"32","memory":"256Gi","pods":"110"},
-           "capacity":{"cpu":"32","memory":"256Gi","pods":"110"}}}
+ "status":{"allocatable":{"cpu":"32","memory":"256Gi","pods":"1000"},
+           "capacity":{"cpu":"32","memory":"256Gi","pods":"1000"}}}
 JSON
 }
 kwok_ready() {

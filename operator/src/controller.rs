@@ -42,11 +42,13 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::autoscale;
 use crate::conditions::{self, Area, Observation};
 use crate::crd::{
-    ComponentStatus, DeletionPolicy, ElasticsearchStatus, Panopticon, PanopticonStatus,
+    AutoscalingMode, AutoscalingStatus, ComponentStatus, DeletionPolicy, ElasticsearchStatus,
+    Panopticon, PanopticonStatus,
 };
-use crate::metrics::{ConditionLabels, Metrics};
+use crate::metrics::{ConditionLabels, Metrics, ResourceLabels};
 use crate::provision::{self, Secrets};
 use crate::render::{self, Component, Rendered};
 use crate::resources::{self, CONFIG_HASH_ANNOTATION, Names};
@@ -110,18 +112,31 @@ impl Default for Options {
     }
 }
 
+#[derive(Debug, Clone)]
+struct Provisioned {
+    generation: i64,
+    at: Instant,
+    elasticsearch: Area,
+    kafka: Area,
+}
+
 /// What the operator remembers per resource (by uid) between reconciles.
 #[derive(Debug, Default)]
 struct Memory {
     /// Consecutive reconciles that found Elasticsearch or Kafka failing (backoff).
     failures: u32,
-    /// Generation and time of the last fully successful provisioning.
-    provisioned: Option<(i64, Instant)>,
+    /// The last fully successful provisioning.
+    provisioned: Option<Provisioned>,
     /// Detected engine, kept while provisioning is skipped.
     elasticsearch: Option<ElasticsearchStatus>,
     retention_gap: Option<String>,
     /// Conditions that were False after the last reconcile (metrics).
     false_conditions: Vec<String>,
+    /// The built-in autoscaler's recommendation window, when it last read the lag, and what
+    /// that poll concluded.
+    autoscaler: Option<crate::autoscale::policy::Autoscaler>,
+    last_lag_read: Option<Instant>,
+    last_autoscaling: Option<(AutoscalingStatus, conditions::Observed)>,
 }
 
 pub struct Context {
@@ -130,6 +145,8 @@ pub struct Context {
     pub metrics: Metrics,
     pub options: Options,
     memory: Mutex<HashMap<String, Memory>>,
+    /// The autoscaler's clock starts here.
+    epoch: Instant,
 }
 
 impl Context {
@@ -144,6 +161,7 @@ impl Context {
             metrics,
             options,
             memory: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
         }
     }
 
@@ -191,6 +209,14 @@ impl Context {
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// A failure found by a reconcile: counted by reason and told as a Warning Event.
+    async fn warn(&self, pano: &Panopticon, failure: &provision::Failure, action: &str) {
+        self.metrics.failure(failure.reason);
+        let note = failure.message.clone();
+        self.event(pano, EventType::Warning, failure.reason, action, note)
+            .await;
     }
 
     async fn event(
@@ -455,21 +481,18 @@ async fn apply(pano: Arc<Panopticon>, ctx: Arc<Context>) -> Result<Action, Error
 
     // 4. External state.
     let secrets = Secrets::new(ctx.client.clone(), &ns);
-    let fresh = ctx.remember(&uid, |m| {
-        m.provisioned.is_some_and(|(g, at)| {
-            Some(g) == generation && at.elapsed() < ctx.options.provision_interval
-        })
+    // A successful provisioning of this generation is trusted for a while; its outcome is
+    // kept here (the watched copy of the status can predate what the last reconcile wrote).
+    let recent = ctx.remember(&uid, |m| {
+        m.provisioned
+            .clone()
+            .filter(|p| Some(p.generation) == generation)
+            .filter(|p| p.at.elapsed() < ctx.options.provision_interval)
+            .map(|p| (p.elasticsearch, p.kafka))
     });
-    let (es_area, kafka_area) = if fresh {
-        let ready = || Area::Ready {
-            message: "provisioned".to_owned(),
-        };
-        (
-            previous_area(&previous, "ElasticsearchReady").unwrap_or_else(ready),
-            previous_area(&previous, "KafkaReady").unwrap_or_else(ready),
-        )
-    } else {
-        provision_external(&ctx, &pano, &secrets, &uid, generation).await
+    let (es_area, kafka_area) = match recent {
+        Some(areas) => areas,
+        None => provision_external(&ctx, &pano, &secrets, &uid, generation).await,
     };
     let failed =
         matches!(es_area, Area::Failed { .. }) || matches!(kafka_area, Area::Failed { .. });
@@ -490,8 +513,11 @@ async fn apply(pano: Arc<Panopticon>, ctx: Arc<Context>) -> Result<Action, Error
         retention_not_enforced: retention_gap,
         components: components.clone(),
     };
-    let evaluated = conditions::evaluate(&observation);
-    let mut status = PanopticonStatus {
+    let mut evaluated = conditions::evaluate(&observation);
+    let (autoscaling, autoscaling_condition) =
+        autoscale_step(&ctx, &pano, &secrets, &uid, &deployments[0], &previous).await;
+    evaluated.extend(autoscaling_condition);
+    let status = PanopticonStatus {
         observed_generation: generation,
         conditions: conditions::merge(&previous.conditions, &evaluated, generation, &now()),
         components: crate::crd::ComponentsStatus {
@@ -501,11 +527,8 @@ async fn apply(pano: Arc<Panopticon>, ctx: Arc<Context>) -> Result<Action, Error
             alert: components[3].1.clone(),
         },
         elasticsearch: es_status.or(previous.elasticsearch.clone()),
-        autoscaling: previous.autoscaling.clone(),
+        autoscaling,
     };
-    if let Some(a) = status.autoscaling.as_mut() {
-        a.mode = format!("{:?}", pano.spec.ingest.autoscaling.mode).to_lowercase();
-    }
     let was_ready = conditions::is_true(&previous.conditions, "Ready");
     let is_ready = conditions::is_true(&status.conditions, "Ready");
     if status != previous {
@@ -531,14 +554,291 @@ async fn apply(pano: Arc<Panopticon>, ctx: Arc<Context>) -> Result<Action, Error
         }
         m.failures
     });
-    Ok(if failed {
-        Action::requeue(backoff(failures - 1))
+    let mut requeue = if failed {
+        backoff(failures - 1)
     } else if is_ready == Some(true) {
-        Action::requeue(ctx.options.resync)
+        ctx.options.resync
     } else {
         // Rollouts report through the Deployment watch; this is a safety net.
-        Action::requeue(Duration::from_secs(30))
-    })
+        Duration::from_secs(30)
+    };
+    if pano.spec.ingest.autoscaling.mode == AutoscalingMode::Builtin {
+        requeue = requeue.min(autoscale::poll_interval(&pano));
+    }
+    Ok(Action::requeue(requeue))
+}
+
+/// The autoscaling part of a reconcile: the built-in step, the KEDA objects, or nothing; with
+/// the `AutoscalingReady` condition when autoscaling is on.
+async fn autoscale_step(
+    ctx: &Context,
+    pano: &Panopticon,
+    secrets: &Secrets,
+    uid: &str,
+    ingest: &Deployment,
+    previous: &PanopticonStatus,
+) -> (Option<AutoscalingStatus>, Option<conditions::Observed>) {
+    let mode = pano.spec.ingest.autoscaling.mode;
+    let names = Names::new(pano, Component::Ingest);
+    let was_keda = previous
+        .autoscaling
+        .as_ref()
+        .is_some_and(|a| a.mode == "keda");
+    if mode != AutoscalingMode::Keda && was_keda {
+        remove_keda_objects(ctx, &names).await;
+    }
+    if mode != AutoscalingMode::Builtin {
+        ctx.remember(uid, |m| {
+            m.autoscaler = None;
+            m.last_lag_read = None;
+            m.last_autoscaling = None;
+        });
+    }
+    match mode {
+        AutoscalingMode::None => (None, None),
+        AutoscalingMode::Keda => {
+            let (status, condition) = keda_step(ctx, pano, &names).await;
+            (Some(status), Some(condition))
+        }
+        AutoscalingMode::Builtin => {
+            let outcome = builtin_step(ctx, pano, secrets, uid, ingest, previous).await;
+            ctx.remember(uid, |m| m.last_autoscaling = Some(outcome.clone()));
+            (Some(outcome.0), Some(outcome.1))
+        }
+    }
+}
+
+/// One built-in autoscaling step (see [`crate::autoscale`]), at most once per poll interval;
+/// between polls the previous status and condition stand.
+async fn builtin_step(
+    ctx: &Context,
+    pano: &Panopticon,
+    secrets: &Secrets,
+    uid: &str,
+    ingest: &Deployment,
+    previous: &PanopticonStatus,
+) -> (AutoscalingStatus, conditions::Observed) {
+    let interval = autoscale::poll_interval(pano);
+    // Between polls the last outcome stands. It is kept here, not read back from the
+    // resource: the watched copy can predate the status the last poll wrote.
+    let last = ctx.remember(uid, |m| {
+        let due = m
+            .last_lag_read
+            .is_none_or(|at| at.elapsed() + Duration::from_millis(500) >= interval);
+        (!due).then(|| m.last_autoscaling.clone()).flatten()
+    });
+    if let Some(last) = last {
+        return last;
+    }
+    let previous_status = previous.autoscaling.clone().filter(|a| a.mode == "builtin");
+    let current = ingest.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let lags = autoscale::read_lag(pano, secrets).await;
+    ctx.remember(uid, |m| m.last_lag_read = Some(Instant::now()));
+    let lags = match lags {
+        Ok(lags) => lags,
+        Err(f) => {
+            ctx.warn(pano, &f, "Autoscale").await;
+            let mut status = previous_status.unwrap_or_default();
+            status.mode = "builtin".to_owned();
+            status.current_replicas = Some(current);
+            let condition = conditions::Observed::new(
+                "AutoscalingReady",
+                false,
+                f.reason,
+                format!("not scaling: {}", f.message),
+            );
+            return (status, condition);
+        }
+    };
+    let policy = autoscale::policy::Policy::from_spec(&pano.spec.ingest.autoscaling);
+    let now = ctx.epoch.elapsed();
+    let decision = ctx.remember(uid, |m| {
+        let autoscaler = m
+            .autoscaler
+            .get_or_insert_with(|| autoscale::policy::Autoscaler::new(policy.clone()));
+        autoscaler.set_policy(policy.clone());
+        autoscaler.decide(now, &lags, current)
+    });
+    let mut status = autoscale::status(&decision, current, previous_status.as_ref());
+    let labels = ResourceLabels::of(pano);
+    ctx.metrics
+        .ingest_lag
+        .get_or_create(&labels)
+        .set(decision.total_lag);
+    ctx.metrics
+        .ingest_desired_replicas
+        .get_or_create(&labels)
+        .set(i64::from(decision.desired));
+    if decision.desired != current {
+        match autoscale::scale(
+            &ctx.client,
+            &names_ns(pano),
+            &Names::new(pano, Component::Ingest).name,
+            decision.desired,
+        )
+        .await
+        {
+            Ok(()) => {
+                // Events with the same reason and action merge into one series (keeping the
+                // first note), so the direction and the target are part of them.
+                let reason = if decision.desired > current {
+                    "ScaledUp"
+                } else {
+                    "ScaledDown"
+                };
+                let action = format!("ScaleTo{}", decision.desired);
+                ctx.event(
+                    pano,
+                    EventType::Normal,
+                    reason,
+                    &action,
+                    decision.reason.clone(),
+                )
+                .await;
+                status.current_replicas = Some(decision.desired);
+                status.last_scale_time = Some(now_rfc3339());
+                status.last_scale_reason = Some(decision.reason.clone());
+            }
+            Err(e) => {
+                ctx.metrics.failure("scale");
+                let message = format!(
+                    "cannot scale {}: {e}",
+                    Names::new(pano, Component::Ingest).name
+                );
+                ctx.event(
+                    pano,
+                    EventType::Warning,
+                    "ScaleFailed",
+                    "Autoscale",
+                    message.clone(),
+                )
+                .await;
+                return (
+                    status,
+                    conditions::Observed::new("AutoscalingReady", false, "ScaleFailed", message),
+                );
+            }
+        }
+    }
+    (
+        status,
+        conditions::Observed::new("AutoscalingReady", true, "LagRead", decision.reason),
+    )
+}
+
+fn names_ns(pano: &Panopticon) -> String {
+    pano.namespace().unwrap_or_default()
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+fn keda_resource(kind: &str) -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        autoscale::keda::GROUP,
+        autoscale::keda::VERSION,
+        kind,
+    ))
+}
+
+/// `mode: keda`: applies the ScaledObject (and TriggerAuthentication); a cluster without
+/// KEDA's CRDs gets a condition saying so.
+async fn keda_step(
+    ctx: &Context,
+    pano: &Panopticon,
+    names: &Names,
+) -> (AutoscalingStatus, conditions::Observed) {
+    let status = AutoscalingStatus {
+        mode: "keda".to_owned(),
+        ..AutoscalingStatus::default()
+    };
+    let owner = serde_json::to_value(resources::owner(pano)).unwrap_or_default();
+    let mut objects = vec![(
+        "ScaledObject",
+        autoscale::keda::scaled_object(pano, names, &owner),
+    )];
+    if let Some(auth) = autoscale::keda::trigger_authentication(pano, names, &owner) {
+        objects.insert(0, ("TriggerAuthentication", auth));
+    }
+    for (kind, object) in objects {
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &names.namespace, &keda_resource(kind));
+        let result = api
+            .patch(
+                &names.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                let message = format!(
+                    "{}/{} {kind} is not served by this cluster: install KEDA (https://keda.sh), or set spec.ingest.autoscaling.mode to builtin",
+                    autoscale::keda::GROUP,
+                    autoscale::keda::VERSION
+                );
+                ctx.event(
+                    pano,
+                    EventType::Warning,
+                    "KedaNotInstalled",
+                    "Autoscale",
+                    message.clone(),
+                )
+                .await;
+                return (
+                    status,
+                    conditions::Observed::new(
+                        "AutoscalingReady",
+                        false,
+                        "KedaNotInstalled",
+                        message,
+                    ),
+                );
+            }
+            Err(e) => {
+                ctx.metrics.failure("keda_apply");
+                let message = format!("cannot apply {kind} {}: {e}", names.name);
+                return (
+                    status,
+                    conditions::Observed::new(
+                        "AutoscalingReady",
+                        false,
+                        "KedaApplyFailed",
+                        message,
+                    ),
+                );
+            }
+        }
+    }
+    (
+        status,
+        conditions::Observed::new(
+            "AutoscalingReady",
+            true,
+            "ScaledObjectApplied",
+            format!(
+                "KEDA scales {} through ScaledObject {}",
+                names.name, names.name
+            ),
+        ),
+    )
+}
+
+/// Leaving `mode: keda`: the ScaledObject must go, or KEDA keeps scaling.
+async fn remove_keda_objects(ctx: &Context, names: &Names) {
+    for kind in ["ScaledObject", "TriggerAuthentication"] {
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &names.namespace, &keda_resource(kind));
+        match api.delete(&names.name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(error = %e, kind, name = %names.name, "cannot delete a KEDA object")
+            }
+        }
+    }
 }
 
 fn false_types(status: &PanopticonStatus) -> Vec<String> {
@@ -548,25 +848,6 @@ fn false_types(status: &PanopticonStatus) -> Vec<String> {
         .filter(|c| c.status == "False")
         .map(|c| c.type_.clone())
         .collect()
-}
-
-fn previous_area(previous: &PanopticonStatus, type_: &str) -> Option<Area> {
-    previous
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| {
-            if c.status == "True" {
-                Area::Ready {
-                    message: c.message.clone(),
-                }
-            } else {
-                Area::Failed {
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                }
-            }
-        })
 }
 
 fn now() -> Time {
@@ -629,15 +910,7 @@ async fn provision_external(
             Area::Ready { message }
         }
         Err(f) => {
-            ctx.metrics.failure(f.reason);
-            ctx.event(
-                pano,
-                EventType::Warning,
-                f.reason,
-                "ProvisionElasticsearch",
-                f.message.clone(),
-            )
-            .await;
+            ctx.warn(pano, &f, "ProvisionElasticsearch").await;
             Area::Failed {
                 reason: f.reason.to_owned(),
                 message: f.message,
@@ -689,15 +962,7 @@ async fn provision_external(
             }
         }
         Err(f) => {
-            ctx.metrics.failure(f.reason);
-            ctx.event(
-                pano,
-                EventType::Warning,
-                f.reason,
-                "ProvisionKafka",
-                f.message.clone(),
-            )
-            .await;
+            ctx.warn(pano, &f, "ProvisionKafka").await;
             Area::Failed {
                 reason: f.reason.to_owned(),
                 message: f.message,
@@ -706,7 +971,13 @@ async fn provision_external(
     };
     if matches!(es_area, Area::Ready { .. }) && matches!(kafka_area, Area::Ready { .. }) {
         if let Some(g) = generation {
-            ctx.remember(uid, |m| m.provisioned = Some((g, Instant::now())));
+            let done = Provisioned {
+                generation: g,
+                at: Instant::now(),
+                elasticsearch: es_area.clone(),
+                kafka: kafka_area.clone(),
+            };
+            ctx.remember(uid, |m| m.provisioned = Some(done));
         }
     } else {
         ctx.remember(uid, |m| m.provisioned = None);
@@ -741,6 +1012,16 @@ async fn apply_component(
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let before = deployments.get_opt(&names.name).await?;
     let desired = resources::deployment(pano, component, names, owner, rendered);
+    // Handing replicas to an autoscaler: our apply owned `spec.replicas`, and leaving it out
+    // would remove the field, which the API server defaults to 1. The autoscaler's manager
+    // first co-owns it at the current count, so it stays.
+    if let Some(live) = &before
+        && resources::declared_replicas(pano, component).is_none()
+        && autoscale::applies_replicas(live, FIELD_MANAGER)
+    {
+        let current = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        autoscale::take_over_replicas(client, ns, &names.name, current).await?;
+    }
     let applied = ssa(client, ns, &desired).await?;
     match before {
         None if seen_before => {

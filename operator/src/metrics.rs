@@ -27,6 +27,10 @@ pub struct Metrics {
     /// Resources whose condition is False, by condition (after their last reconcile).
     pub not_ready: Family<ConditionLabels, Gauge>,
     pub leader: Gauge,
+    /// Ingest's consumer lag as the built-in autoscaler last read it.
+    pub ingest_lag: Family<ResourceLabels, Gauge>,
+    /// The built-in autoscaler's last decision.
+    pub ingest_desired_replicas: Family<ResourceLabels, Gauge>,
 }
 
 impl Metrics {
@@ -37,6 +41,8 @@ impl Metrics {
             duration: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             not_ready: Family::default(),
             leader: Gauge::default(),
+            ingest_lag: Family::default(),
+            ingest_desired_replicas: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("panopticon_operator");
         r.register("reconciles", "Reconciles run", m.reconciles.clone());
@@ -59,6 +65,16 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader Lease",
             m.leader.clone(),
+        );
+        r.register(
+            "ingest_lag",
+            "Ingest consumer lag (sum over its partitions) at the last autoscaler poll",
+            m.ingest_lag.clone(),
+        );
+        r.register(
+            "ingest_desired_replicas",
+            "Ingest replicas the built-in autoscaler last decided",
+            m.ingest_desired_replicas.clone(),
         );
         m
     }
@@ -91,5 +107,21 @@ impl Drop for ReconcileTimer<'_> {
         self.metrics
             .duration
             .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// One Panopticon resource.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ResourceLabels {
+    pub fn of(pano: &crate::crd::Panopticon) -> Self {
+        Self {
+            namespace: pano.metadata.namespace.clone().unwrap_or_default(),
+            name: pano.metadata.name.clone().unwrap_or_default(),
+        }
     }
 }

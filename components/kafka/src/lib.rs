@@ -14,12 +14,18 @@
 //!   [`TopicError`]s whose messages name the topic and the cause. [`reconcile_topics`] says why
 //!   a retention change resends the topic's other dynamic settings; the `topics` module source
 //!   explains its observe → pure plan → execute split.
+//! - [`group_offsets`]: a consumer group's committed offset and each partition's end offset
+//!   ([`GroupOffsets`]), what the operator's ingest autoscaler computes lag from. Read-only (the
+//!   group is never joined, nothing is committed) and bounded by [`GROUP_OFFSETS_TIMEOUT`];
+//!   failures are [`LagError`]s whose messages name the group, topic or brokers and the cause.
 
 mod config;
+mod lag;
 mod offsets;
 mod topics;
 
 pub use config::{KafkaSecrets, client_config};
+pub use lag::{GROUP_OFFSETS_TIMEOUT, GroupOffsets, LagError, PartitionOffsets, group_offsets};
 pub use offsets::{OffsetTracker, PartitionKey};
 pub use topics::{
     ADMIN_OPERATION_TIMEOUT, ADMIN_REQUEST_TIMEOUT, METADATA_TIMEOUT, TopicError, TopicOperation,

@@ -85,14 +85,16 @@ type Admin = AdminClient<DefaultClientContext>;
 /// failure). A failed metadata fetch says only "broker transport failure"; this says why.
 ///
 /// The probe is a `BaseProducer` (that never produces) rather than the admin client because
-/// rdkafka's `AdminClient` never polls the main queue, where these errors arrive.
+/// rdkafka's `AdminClient` never polls the main queue, where these errors arrive. A consumer
+/// with a `group.id` would not do either: rdkafka hands it these errors through `poll` as bare
+/// codes, without librdkafka's reason. So the `lag` module probes with this context too.
 #[derive(Default)]
-struct ProbeContext {
+pub(crate) struct ProbeContext {
     last_error: Mutex<Option<String>>,
 }
 
 impl ProbeContext {
-    fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -434,14 +436,14 @@ fn replication_problem(asked: Option<i32>, available: usize) -> String {
     }
 }
 
-fn unreachable_cause(cause: &KafkaError, detail: Option<&str>) -> String {
+pub(crate) fn unreachable_cause(cause: &KafkaError, detail: Option<&str>) -> String {
     match detail {
         Some(detail) => format!("{detail} ({cause})"),
         None => cause.to_string(),
     }
 }
 
-fn topics_phrase(topics: &[String]) -> String {
+pub(crate) fn topics_phrase(topics: &[String]) -> String {
     match topics {
         [one] => format!("topic {one}"),
         many => format!("topics {}", many.join(", ")),
@@ -593,7 +595,7 @@ pub async fn delete_topics(
 // ---------------------------------------------------------------------------------------------
 
 /// Why `name` is not a valid topic name, if it is not.
-fn invalid_topic_name(name: &str) -> Option<String> {
+pub(crate) fn invalid_topic_name(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("the name is empty".to_owned());
     }
@@ -883,7 +885,7 @@ fn admin_client(config: &ClientConfig) -> Result<Admin, TopicError> {
         .map_err(|cause| TopicError::Client { cause })
 }
 
-fn bootstrap_servers(config: &ClientConfig) -> String {
+pub(crate) fn bootstrap_servers(config: &ClientConfig) -> String {
     config
         .get("bootstrap.servers")
         .unwrap_or("(no bootstrap.servers configured)")
