@@ -56,14 +56,25 @@ impl Hub {
         self.keep(&mut recent, event);
     }
 
+    /// Keeps `event` in record-timestamp order: partitions are fetched in batches, one after
+    /// another, so read order is not time order, and "most recent" must mean newest.
     fn keep(&self, recent: &mut VecDeque<Arc<ErrorEvent>>, event: Arc<ErrorEvent>) {
         if self.replay_size == 0 {
             return;
         }
+        let mut at = recent
+            .iter()
+            .rposition(|e| e.produced_at_ms <= event.produced_at_ms)
+            .map_or(0, |i| i + 1);
         if recent.len() == self.replay_size {
+            if at == 0 {
+                // Older than everything kept.
+                return;
+            }
             recent.pop_front();
+            at -= 1;
         }
-        recent.push_back(event);
+        recent.insert(at, event);
     }
 
     /// A new client: up to `replay` of the most recent errors `filter` matches, and the live feed.
@@ -151,6 +162,28 @@ pub(crate) mod tests {
             sub.live.try_recv().is_err(),
             "remembered history is not sent live"
         );
+    }
+
+    #[test]
+    fn history_read_partition_by_partition_replays_the_newest() {
+        let hub = Hub::new(3, 16);
+        let at = |n: u32| {
+            let e = error("a", n);
+            Arc::new(ErrorEvent {
+                service: e.service.clone(),
+                environment: e.environment.clone(),
+                level: e.level,
+                payload: e.payload.clone(),
+                produced_at_ms: Some(i64::from(n)),
+            })
+        };
+        // Partition 0 holds 0, 2, 4 and partition 1 holds 1, 3, 5 (times = n).
+        for n in [0, 2, 4, 1, 3, 5] {
+            hub.remember(at(n));
+        }
+        let sub = hub.subscribe(&Filter::default(), 3);
+        let newest: Vec<String> = [3, 4, 5].map(|n| at(n).payload.get().to_owned()).to_vec();
+        assert_eq!(ns(&sub.replay), newest);
     }
 
     #[test]

@@ -185,7 +185,12 @@ async fn filters_replay_and_the_plain_websocket() {
             )
         })
         .collect();
-    publish(&alert.topic, &history).await;
+    // One at a time, so each has its own record timestamp: "most recent" is then defined
+    // whichever partition is read first.
+    for event in &history {
+        publish(&alert.topic, std::slice::from_ref(event)).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
     let mut checkout_errors = NodeClient::start(
         &alert.ws_base(),
         &json!({"query": {"service": "checkout", "environment": "production", "level": "ERROR", "replay": "3"}}),
