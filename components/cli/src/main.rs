@@ -2,7 +2,7 @@
 //! Elasticsearch pipeline; `rollup` turns closed windows of spans into metrics; `check` runs the
 //! ingest validation over events in a file so producers can test their payloads offline.
 //! `query` serves the dashboards' HTTP API; `alert` pushes error logs live over Socket.IO and
-//! WebSocket.
+//! WebSocket. `sample` produces realistic traffic to Kafka for demos and benchmarks.
 //!
 //! Pipeline configuration comes from environment variables (the seed's names, see
 //! `panopticon_model::config`); runtime knobs (log format, admin address) are flags.
@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+mod sample;
+
 use panopticon_model::{DecodeContext, Limits, decode_log, decode_span, ids, split_payload};
 
 /// mimalloc instead of the system allocator: ingest allocates per event (JSON trees, documents),
@@ -55,6 +57,20 @@ enum Command {
         /// `0.0.0.0:$ERROR_STREAM_PORT` (3010).
         #[arg(long, env = "PANOPTICON_ALERT_ADDR")]
         listen: Option<std::net::SocketAddr>,
+    },
+    /// Produce realistic traffic (spans and linked logs of several services) to the topics
+    /// ingest consumes, at a chosen rate, for a count, a duration or until SIGTERM/Ctrl-C.
+    Sample {
+        #[command(flatten)]
+        sample: sample::SampleArgs,
+        /// Log line format.
+        #[arg(
+            long,
+            env = "PANOPTICON_LOG_FORMAT",
+            value_enum,
+            default_value = "plain"
+        )]
+        log_format: LogFormatArg,
     },
     /// Validate events (one Kafka record value per line: an object or an array of objects) and
     /// print the documents Panopticon would store, or why each event would be dead-lettered.
@@ -99,6 +115,19 @@ fn main() -> ExitCode {
     let Args { command } = Args::parse();
     let result = match command {
         Command::Check { kind, file } => check(kind, file),
+        Command::Sample { sample, log_format } => {
+            run_with_signals(log_format, |shutdown| async move {
+                let target =
+                    sample::Target::from_env(&panopticon_model::config::EnvSource::process())?;
+                sample::run(
+                    sample,
+                    target,
+                    &panopticon_kafka::KafkaSecrets::from_process_env(),
+                    shutdown,
+                )
+                .await
+            })
+        }
         Command::Ingest { runtime } => serve(runtime, |shutdown, admin_addr| async move {
             let config = panopticon_model::config::IngestConfig::from_env(
                 &panopticon_model::config::EnvSource::process(),
@@ -178,6 +207,15 @@ where
         admin_addr,
         log_format,
     } = runtime;
+    run_with_signals(log_format, |shutdown| component(shutdown, admin_addr))
+}
+
+/// Sets up logging and a runtime, and runs `task` with a token cancelled on SIGTERM/SIGINT.
+fn run_with_signals<F, Fut>(log_format: LogFormatArg, task: F) -> anyhow::Result<bool>
+where
+    F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     panopticon_common::telemetry::init(match log_format {
         LogFormatArg::Plain => panopticon_common::telemetry::LogFormat::Plain,
         LogFormatArg::Json => panopticon_common::telemetry::LogFormat::Json,
@@ -187,7 +225,7 @@ where
         .build()?;
     rt.block_on(async move {
         let shutdown = panopticon_common::shutdown::on_signal();
-        component(shutdown, admin_addr).await
+        task(shutdown).await
     })
     .inspect_err(|error| tracing::error!(error = format!("{error:#}"), "stopped on an error"))?;
     Ok(true)

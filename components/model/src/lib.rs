@@ -21,6 +21,9 @@
 //! - unknown top-level fields are kept in `labels` instead of being dropped; label values are
 //!   flattened to scalars; size limits ([`Limits`]) give an error, never a silent cut.
 //!
+//! [`workload`] generates realistic traffic (event JSON) for tests, benchmarks and
+//! `panopticon sample`.
+//!
 //! Document ids are deterministic ([`ids`]), so a replayed Kafka message maps to the same
 //! document and `_bulk create` absorbs the duplicate.
 
@@ -35,6 +38,7 @@ mod limits;
 pub mod rollup;
 pub mod sketch;
 mod timestamp;
+pub mod workload;
 
 pub use decode::{DecodeContext, decode_log, decode_span, split_payload};
 pub use document::{
