@@ -307,6 +307,17 @@ fn overrides(spec: &PanopticonSpec, component: Component, name: &str, ns: &str) 
         Component::Query => {
             let q = &spec.query;
             o.set("PORT", QUERY_PORT, "spec.query.service.port");
+            // Resources sharing one Redis must not answer from each other's cache.
+            o.set(
+                "QUERY_CACHE_PREFIX",
+                format!("apm:{ns}:{name}:query"),
+                "metadata.name",
+            );
+            o.set(
+                "METRICS_CACHE_PREFIX",
+                format!("apm:{ns}:{name}:metrics:v1"),
+                "metadata.name",
+            );
             if !q.cors_origins.is_empty() {
                 o.set(
                     "CORS_ALLOWED_ORIGINS",
@@ -559,6 +570,11 @@ mod tests {
         assert!(!alert.config.contains_key("ELASTICSEARCH_NODE"));
         let query = render(&p, Component::Query).unwrap();
         assert_eq!(query.config["PORT"], QUERY_PORT.to_string());
+        assert_eq!(query.config["QUERY_CACHE_PREFIX"], "apm:obs:apm:query");
+        assert_eq!(
+            query.config["METRICS_CACHE_PREFIX"],
+            "apm:obs:apm:metrics:v1"
+        );
     }
 
     #[test]
