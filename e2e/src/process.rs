@@ -124,6 +124,25 @@ impl Drop for Component {
     }
 }
 
+/// A binary of the workspace next to the running test's executable (`target/<profile>/<name>`;
+/// `cargo test --workspace` builds every binary before it runs any test). For tests of another
+/// package than the binary's, where `CARGO_BIN_EXE_*` is not set.
+pub fn workspace_binary(name: &str) -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .context("no target directory")?;
+    if !path.exists() {
+        bail!(
+            "{} is missing: `cargo build -p {name}` (e2e/test builds the workspace)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// Runs `e2e/stack <args>` (to stop and start a server mid-test).
 pub fn stack(args: &[&str]) -> Result<()> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("stack");

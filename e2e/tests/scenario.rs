@@ -36,20 +36,8 @@ fn repo() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// A binary of the workspace, next to this test's (`cargo test --workspace` builds them).
 fn binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join(name))
-        .context("no target directory")?;
-    ensure!(
-        path.exists(),
-        "{} is missing: `cargo build -p panopticon -p panopticon-operator` (e2e/test builds the workspace)",
-        path.display()
-    );
-    Ok(path)
+    panopticon_e2e::process::workspace_binary(name)
 }
 
 async fn client() -> Result<Client> {

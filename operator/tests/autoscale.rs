@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -19,22 +18,6 @@ use panopticon_e2e::process::Component;
 use serde_json::{Value, json};
 
 const WITHIN: Duration = Duration::from_secs(120);
-
-/// The `panopticon` binary next to this test's (`cargo test --workspace` builds it).
-fn panopticon_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("panopticon"))
-        .context("no target directory")?;
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p panopticon` (e2e/test builds the workspace)",
-        path.display()
-    );
-    Ok(path)
-}
 
 async fn replicas(deployments: &Api<Deployment>, name: &str) -> Result<Option<i32>> {
     Ok(deployments.get(name).await?.spec.and_then(|s| s.replicas))
@@ -154,7 +137,7 @@ async fn builtin_mode_scales_ingest_with_consumer_lag() -> Result<()> {
         .data
         .context("rendered config")?;
     let env: Vec<(String, String)> = rendered.into_iter().collect();
-    let binary = panopticon_binary()?;
+    let binary = panopticon_e2e::process::workspace_binary("panopticon")?;
     let mut ingest = Vec::new();
     for i in 0..2 {
         ingest.push(Component::start(&binary, &["ingest"], &env, &format!("ingest-{i}")).await?);

@@ -43,13 +43,12 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::topics::{
-    METADATA_TIMEOUT, ProbeContext, bootstrap_servers, invalid_topic_name, topics_phrase,
-    unreachable_cause,
+    METADATA_TIMEOUT, ProbeFailure, bootstrap_servers, invalid_topic_name, probe_metadata,
+    topics_phrase, unreachable_cause,
 };
 
 /// How long one [`group_offsets`] call may take in total (metadata, committed offsets, end
@@ -433,6 +432,23 @@ fn read_offsets(
     assemble(group, &partitions, &answers(&committed), &answers(&ends))
 }
 
+impl From<ProbeFailure> for LagError {
+    fn from(failure: ProbeFailure) -> Self {
+        match failure {
+            ProbeFailure::Client(cause) => LagError::Client { cause },
+            ProbeFailure::Unreachable {
+                brokers,
+                cause,
+                detail,
+            } => LagError::Unreachable {
+                brokers,
+                cause,
+                detail,
+            },
+        }
+    }
+}
+
 fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
@@ -443,22 +459,7 @@ fn observe_topics(
     topics: &[String],
     timeout: Duration,
 ) -> Result<Vec<TopicMetadata>, LagError> {
-    let probe: BaseProducer<ProbeContext> = config
-        .create_with_context(ProbeContext::default())
-        .map_err(|cause| LagError::Client { cause })?;
-    // All topics: asking a producer for named topics could make the broker create them.
-    let metadata = match probe.client().fetch_metadata(None, timeout) {
-        Ok(metadata) => metadata,
-        Err(cause) => {
-            // Deliver the background errors queued meanwhile to `ProbeContext::error`.
-            probe.poll(Duration::from_millis(100));
-            return Err(LagError::Unreachable {
-                brokers: bootstrap_servers(config),
-                cause,
-                detail: probe.context().last_error().map(String::into_boxed_str),
-            });
-        }
-    };
+    let metadata = probe_metadata(config, timeout)?;
     Ok(metadata
         .topics()
         .iter()

@@ -102,6 +102,60 @@ impl ProbeContext {
     }
 }
 
+/// Why [`probe_metadata`] got no metadata.
+pub(crate) enum ProbeFailure {
+    /// The client could not be created from the configuration.
+    Client(KafkaError),
+    /// No broker answered in time, or authentication failed.
+    Unreachable {
+        brokers: String,
+        cause: KafkaError,
+        /// librdkafka's last background error (the real cause), if any.
+        detail: Option<Box<str>>,
+    },
+}
+
+/// The cluster's metadata (all topics: asking a producer for named topics could make the
+/// broker create them), fetched through a [`ProbeContext`] so that a failure carries
+/// librdkafka's reason. Blocks up to `timeout`.
+pub(crate) fn probe_metadata(
+    config: &ClientConfig,
+    timeout: Duration,
+) -> Result<rdkafka::metadata::Metadata, ProbeFailure> {
+    let probe: BaseProducer<ProbeContext> = config
+        .create_with_context(ProbeContext::default())
+        .map_err(ProbeFailure::Client)?;
+    probe
+        .client()
+        .fetch_metadata(None, timeout)
+        .map_err(|cause| {
+            // Deliver the background errors queued meanwhile to `ProbeContext::error`.
+            probe.poll(Duration::from_millis(100));
+            ProbeFailure::Unreachable {
+                brokers: bootstrap_servers(config),
+                cause,
+                detail: probe.context().last_error().map(String::into_boxed_str),
+            }
+        })
+}
+
+impl From<ProbeFailure> for TopicError {
+    fn from(failure: ProbeFailure) -> Self {
+        match failure {
+            ProbeFailure::Client(cause) => TopicError::Client { cause },
+            ProbeFailure::Unreachable {
+                brokers,
+                cause,
+                detail,
+            } => TopicError::Unreachable {
+                brokers,
+                cause,
+                detail,
+            },
+        }
+    }
+}
+
 impl ProducerContext for ProbeContext {
     type DeliveryOpaque = ();
 
@@ -945,21 +999,7 @@ fn observe_metadata(
     config: &ClientConfig,
     interesting: &HashSet<String>,
 ) -> Result<Observed, TopicError> {
-    let probe: BaseProducer<ProbeContext> = config
-        .create_with_context(ProbeContext::default())
-        .map_err(|cause| TopicError::Client { cause })?;
-    let metadata = match probe.client().fetch_metadata(None, METADATA_TIMEOUT) {
-        Ok(metadata) => metadata,
-        Err(cause) => {
-            // Deliver the background errors queued meanwhile to `ProbeContext::error`.
-            probe.poll(Duration::from_millis(100));
-            return Err(TopicError::Unreachable {
-                brokers: bootstrap_servers(config),
-                cause,
-                detail: probe.context().last_error().map(String::into_boxed_str),
-            });
-        }
-    };
+    let metadata = probe_metadata(config, METADATA_TIMEOUT)?;
     let mut observed = Observed {
         brokers: metadata.brokers().len(),
         topics: HashMap::new(),
