@@ -13,8 +13,6 @@ OPERATOR_IMAGE=panopticon-operator:$TAG
 DEPS_NAMESPACE=observability
 OPERATOR_NAMESPACE=panopticon-system
 OPERATOR_RELEASE=panopticon-operator
-E2E_NAMESPACE=panopticon-e2e
-E2E_RESOURCE=apm
 
 step() { printf '==> %s\n' "$*"; }
 die() {

@@ -6,9 +6,14 @@
 //!
 //! Against the local stack (the default) the components run as local processes with exactly
 //! the configuration the operator rendered into their ConfigMaps (kwok only pretends to run
-//! the pods). With `PANOPTICON_E2E_TARGET=kind` the same steps use the in-cluster components:
-//! `e2e/kind/test` installs the operator and exposes query and alert through port-forwards
-//! (`PANOPTICON_E2E_QUERY_URL`, `PANOPTICON_E2E_ALERT_URL`).
+//! the pods). With `PANOPTICON_E2E_TARGET=kind` (set by `e2e/kind/test`, after Helm installed
+//! the operator and the CRD) the same steps use the in-cluster components: the resource runs
+//! the loaded image (`PANOPTICON_E2E_IMAGE`) against the in-cluster servers
+//! (`PANOPTICON_E2E_{ES,KAFKA,REDIS}_IN_CLUSTER`), the traffic comes from a Job, and query and
+//! alert are reached through port-forwards (see `kind.rs`).
+
+#[path = "scenario/kind.rs"]
+mod kind;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,9 +113,7 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
     let ns = tag.clone();
     let mut processes = Processes(Vec::new());
 
-    // Install: the committed CRD (an operator already runs in kind, installed by Helm).
-    let crd_text = std::fs::read_to_string(repo().join("crds/panopticon.io_panopticons.yaml"))?;
-    let crd: Value = serde_yaml_value(&crd_text)?;
+    // Install: the committed CRD (in kind, Helm installed it and runs the operator).
     let crds: Api<DynamicObject> = Api::all_with(
         kube.clone(),
         &ApiResource::from_gvk(&GroupVersionKind::gvk(
@@ -119,7 +122,15 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
             "CustomResourceDefinition",
         )),
     );
-    apply(&crds, "panopticons.panopticon.io", &crd).await?;
+    if !kind {
+        let crd_text = std::fs::read_to_string(repo().join("crds/panopticon.io_panopticons.yaml"))?;
+        apply(
+            &crds,
+            "panopticons.panopticon.io",
+            &serde_yaml_value(&crd_text)?,
+        )
+        .await?;
+    }
     wait_until("the CRD to be served", WAIT, || async {
         let crd = crds.get("panopticons.panopticon.io").await?;
         Ok(crd.data["status"]["conditions"]
@@ -147,7 +158,8 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
     }
 
     // A resource with its own streams, topics and consumer group; rollup without lateness so a
-    // closed minute is rolled up at once; ingest autoscaled from lag.
+    // closed minute is rolled up at once; ingest autoscaled from lag, down to zero while idle
+    // (so that in kind, where ingest pods really consume, the traffic becomes lag first).
     let (es, kafka, redis) = if kind {
         (
             required("PANOPTICON_E2E_ES_IN_CLUSTER")?,
@@ -163,7 +175,7 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
     };
     let stream = |kind: &str| format!("{kind}-{tag}");
     let topic = |kind: &str| format!("{tag}.{kind}");
-    let resource = json!({
+    let mut resource = json!({
         "apiVersion": "panopticon.io/v1alpha1", "kind": "Panopticon",
         "metadata": {"name": "apm", "namespace": ns},
         "spec": {
@@ -179,13 +191,31 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
             "redis": {"url": redis},
             "rollup": {"latenessSeconds": 0, "pollIntervalMs": 1000},
             "ingest": {"consumerGroup": topic("ingest"), "autoscaling": {
-                "mode": "builtin", "minReplicas": 1, "maxReplicas": 4, "lagThreshold": 100,
-                "pollIntervalSeconds": 2, "scaleDownStabilizationSeconds": 600}}
+                "mode": "builtin", "minReplicas": 0, "maxReplicas": 4, "lagThreshold": 100,
+                "pollIntervalSeconds": 2, "scaleDownStabilizationSeconds": 0}}
         }
     });
+    let image = if kind {
+        let image = required("PANOPTICON_E2E_IMAGE")?;
+        resource["spec"]["image"] = kind::image_spec(&image)?;
+        image
+    } else {
+        String::new()
+    };
     let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), &ns, &panopticon_resource());
     apply(&api, "apm", &resource).await?;
     wait_ready(&api, "apm").await?;
+    // Retention: kind's public OpenSearch image has the ISM plugin, the local stack's does not
+    // (not on Maven Central), and the condition says so rather than pretending.
+    let retention = api.get("apm").await?.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "RetentionEnforced")
+        .cloned()
+        .context("no RetentionEnforced condition")?;
+    let expected = if kind { "True" } else { "False" };
+    ensure!(retention["status"] == expected, "{retention}");
 
     // The components, configured from what the operator rendered.
     let config_maps: Api<ConfigMap> = Api::namespaced(kube.clone(), &ns);
@@ -205,10 +235,14 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
             .map(|(_, v)| v.clone())
             .with_context(|| format!("{name} not rendered for {component}"))
     };
+    let mut forwards = Vec::new();
     let (query_url, alert_url) = if kind {
+        for service in ["apm-query", "apm-alert"] {
+            forwards.push(kind::PortForward::service(&kube, &ns, service).await?);
+        }
         (
-            required("PANOPTICON_E2E_QUERY_URL")?,
-            required("PANOPTICON_E2E_ALERT_URL")?,
+            format!("http://127.0.0.1:{}", forwards[0].local_port),
+            format!("ws://127.0.0.1:{}", forwards[1].local_port),
         )
     } else {
         let panopticon = binary("panopticon")?;
@@ -227,31 +261,66 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
     let mut dashboard = NodeClient::start(&alert_url, &json!({}))?;
     dashboard.connected(WAIT).await?;
 
-    // Traffic while nothing consumes yet: lag → the autoscaler scales ingest up.
-    let sample = tokio::process::Command::new(binary("panopticon")?)
-        .args(["sample", "--count", &EVENTS.to_string(), "--services", "4"])
-        .args(["--error-ratio", "0.2", "--seed", "7", "--rate", "2000"])
-        .envs(
-            rendered["ingest"]
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .output();
-    let out = tokio::time::timeout(WAIT, sample).await??;
-    ensure!(
-        out.status.success(),
-        "sample: {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Idle: no lag, so the autoscaler takes ingest down to zero.
     let deployments: Api<Deployment> = Api::namespaced(kube.clone(), &ns);
+    let ingest_replicas = || async {
+        let d = deployments.get("apm-ingest").await?;
+        Ok::<_, anyhow::Error>(d.spec.and_then(|s| s.replicas))
+    };
+    wait_until("the idle ingest to be scaled to zero", WAIT, || async {
+        Ok(ingest_replicas().await? == Some(0))
+    })
+    .await?;
+
+    // Traffic while nothing consumes: lag → the autoscaler scales ingest up. `panopticon
+    // sample` runs with the environment the operator rendered for ingest.
+    let sample_args: Vec<String> = [
+        "sample",
+        "--count",
+        &EVENTS.to_string(),
+        "--services",
+        "4",
+        "--error-ratio",
+        "0.2",
+        "--seed",
+        "7",
+        "--rate",
+        "20000",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if kind {
+        kind::run_job(
+            &kube,
+            &ns,
+            "sample",
+            &image,
+            &sample_args,
+            "apm-ingest",
+            WAIT,
+        )
+        .await?;
+    } else {
+        let sample = tokio::process::Command::new(binary("panopticon")?)
+            .args(&sample_args)
+            .envs(
+                rendered["ingest"]
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .output();
+        let out = tokio::time::timeout(WAIT, sample).await??;
+        ensure!(
+            out.status.success(),
+            "sample: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     wait_until(
         "the autoscaler to scale ingest to 4 (its max)",
         WAIT,
-        || async {
-            let d = deployments.get("apm-ingest").await?;
-            Ok(d.spec.and_then(|s| s.replicas) == Some(4))
-        },
+        || async { Ok(ingest_replicas().await? == Some(4)) },
     )
     .await?;
 
@@ -271,6 +340,11 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
         let n = count_docs(&stream("logs")).await? + count_docs(&stream("traces")).await?;
         ensure!(n <= EVENTS, "{n} documents for {EVENTS} events: duplicates");
         Ok(n == EVENTS)
+    })
+    .await?;
+    // Drained: the lag is gone, and so are the replicas (no stabilization window here).
+    wait_until("ingest to be scaled back to zero", WAIT, || async {
+        Ok(ingest_replicas().await? == Some(0))
     })
     .await?;
 
@@ -385,6 +459,7 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
     .await?;
 
     dashboard.stop().await;
+    drop(forwards);
     processes.stop().await?;
     namespaces.delete(&ns, &DeleteParams::background()).await?;
     Ok(())
