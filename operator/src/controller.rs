@@ -406,10 +406,7 @@ async fn apply(pano: Arc<Panopticon>, ctx: Arc<Context>) -> Result<Action, Error
             "ReconciliationPaused",
             "spec.paused is true: children, Elasticsearch and Kafka are left as they are",
         )];
-        let mut status = previous.clone();
-        status.conditions = conditions::merge(&previous.conditions, &observed, generation, &now());
-        status.observed_generation = generation;
-        write_status(&ctx, &pano, &status).await?;
+        write_conditions_only(&ctx, &pano, &observed).await?;
         return Ok(Action::await_change());
     }
 
@@ -447,15 +444,8 @@ async fn apply(pano: Arc<Panopticon>, ctx: Arc<Context>) -> Result<Action, Error
             retention_not_enforced: None,
             components: Vec::new(),
         };
-        let mut status = previous.clone();
-        status.conditions = conditions::merge(
-            &previous.conditions,
-            &conditions::evaluate(&observation),
-            generation,
-            &now(),
-        );
-        status.observed_generation = generation;
-        write_status(&ctx, &pano, &status).await?;
+        let status =
+            write_conditions_only(&ctx, &pano, &conditions::evaluate(&observation)).await?;
         ctx.set_false_conditions(&uid, false_types(&status));
         return Ok(Action::await_change());
     }
@@ -1135,6 +1125,24 @@ fn component_status(d: &Deployment) -> ComponentStatus {
         },
         replicas: format!("{ready}/{desired}"),
     }
+}
+
+/// For a reconcile that stops before the children (paused, invalid spec): the previous status
+/// with `observed` merged into its conditions, for the current generation; written and returned.
+async fn write_conditions_only(
+    ctx: &Context,
+    pano: &Panopticon,
+    observed: &[conditions::Observed],
+) -> Result<PanopticonStatus, Error> {
+    let previous = pano.status.clone().unwrap_or_default();
+    let generation = pano.metadata.generation;
+    let status = PanopticonStatus {
+        conditions: conditions::merge(&previous.conditions, observed, generation, &now()),
+        observed_generation: generation,
+        ..previous
+    };
+    write_status(ctx, pano, &status).await?;
+    Ok(status)
 }
 
 async fn write_status(
