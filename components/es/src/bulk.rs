@@ -4,8 +4,12 @@
 //! and spans) and a deterministic `_id`. Data streams only accept `create`, and `create` turns a
 //! replay into a 409 instead of a second document.
 
+use bytes::Bytes;
+use elasticsearch::http::Method;
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::{EsClient, EsError, truncate};
 
 /// Where bulk bodies go. The response keeps only what [`parse_response`] reads (the status and
 /// error of each item): the engine spends less serialising it and we spend less parsing it.
@@ -113,6 +117,16 @@ impl ItemOutcome {
     pub fn is_stored(&self) -> bool {
         matches!(self, ItemOutcome::Created | ItemOutcome::Duplicate)
     }
+
+    /// The status and the engine's reason of a document that was not stored.
+    pub fn failure(&self) -> Option<(u16, &str)> {
+        match self {
+            ItemOutcome::Retry { status, reason } | ItemOutcome::Rejected { status, reason } => {
+                Some((*status, reason))
+            }
+            ItemOutcome::Created | ItemOutcome::Duplicate => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -153,6 +167,52 @@ pub fn parse_response(body: &[u8], expected: usize) -> Result<Vec<ItemOutcome>, 
         .iter()
         .map(|i| classify(i.create.status, i.create.error.as_ref()))
         .collect())
+}
+
+/// Sends `body` to `path` (a `_bulk` path whose `filter_path` keeps what [`parse_response`]
+/// reads) and returns one outcome per document. An error status or an unreadable answer is an
+/// [`EsError`] naming `what`. For writers that settle a whole batch at once; ingest, which
+/// settles each document, reads the answer itself.
+pub async fn send(
+    es: &EsClient,
+    path: &str,
+    body: BulkBody,
+    what: &str,
+) -> Result<Vec<ItemOutcome>, EsError> {
+    let docs = body.docs();
+    let (status, answer) = es
+        .send_raw(
+            Method::Post,
+            path,
+            "application/x-ndjson",
+            Some(Bytes::from(body.into_bytes())),
+        )
+        .await?;
+    if !status.is_success() {
+        return Err(EsError::Status {
+            what: what.to_owned(),
+            status: status.as_u16(),
+            body: truncate(&String::from_utf8_lossy(&answer), 2000),
+        });
+    }
+    parse_response(&answer, docs).map_err(|detail| EsError::Decode {
+        what: what.to_owned(),
+        detail,
+    })
+}
+
+/// [`send`] to [`BULK_PATH`], requiring every document stored: the first one that is not
+/// becomes an [`EsError::Status`] with its status and the engine's reason.
+pub async fn send_all_stored(es: &EsClient, body: BulkBody, what: &str) -> Result<(), EsError> {
+    let outcomes = send(es, BULK_PATH, body, what).await?;
+    match outcomes.iter().find_map(ItemOutcome::failure) {
+        Some((status, reason)) => Err(EsError::Status {
+            what: format!("a document of {what}"),
+            status,
+            body: reason.to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Classifies one item by status and error.

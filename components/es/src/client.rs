@@ -256,6 +256,14 @@ impl EsClient {
         Ok((status, bytes))
     }
 
+    /// Makes what was written to `target` (indices, data streams, patterns) searchable now;
+    /// a target that does not exist is not an error.
+    pub async fn refresh(&self, target: &str) -> Result<(), EsError> {
+        let path = format!("/{target}/_refresh?ignore_unavailable=true&allow_no_indices=true");
+        self.request_ok(Method::Post, &path, None).await?;
+        Ok(())
+    }
+
     /// Detects the engine from `GET /`.
     pub async fn flavour(&self) -> Result<Flavour, EsError> {
         self.info().await.map(|info| info.flavour)

@@ -4,10 +4,9 @@
 //! Documents are written with `index` (create or replace) under deterministic ids into the
 //! window's own index ([`RollupIndices::index`]), so writing a window twice leaves one copy.
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use elasticsearch::http::Method;
-use panopticon_es::bulk::{BULK_PATH, BulkBody, ItemOutcome, parse_response};
+use panopticon_es::bulk::{self, BulkBody, ItemOutcome};
 use panopticon_es::{EsClient, EsError};
 use panopticon_model::rollup::{
     OVERFLOW_KEY, RollupDocument, RollupIndices, SeriesKind, SeriesStats, Window,
@@ -89,39 +88,7 @@ impl Writer {
                 })?;
                 body.push_index(&doc.index, &doc.id, &json);
             }
-            let (status, answer) = self
-                .es
-                .send_raw(
-                    Method::Post,
-                    BULK_PATH,
-                    "application/x-ndjson",
-                    Some(Bytes::from(body.into_bytes())),
-                )
-                .await?;
-            if !status.is_success() {
-                return Err(EsError::Status {
-                    what: "POST /_bulk (rollups)".to_owned(),
-                    status: status.as_u16(),
-                    body: panopticon_es::truncate(&String::from_utf8_lossy(&answer), 2000),
-                });
-            }
-            let outcomes =
-                parse_response(&answer, chunk.len()).map_err(|detail| EsError::Decode {
-                    what: "POST /_bulk (rollups)".to_owned(),
-                    detail,
-                })?;
-            if let Some(failed) = outcomes.iter().find(|o| !o.is_stored()) {
-                let (status, reason) = match failed {
-                    ItemOutcome::Retry { status, reason }
-                    | ItemOutcome::Rejected { status, reason } => (*status, reason.clone()),
-                    _ => (0, String::new()),
-                };
-                return Err(EsError::Status {
-                    what: "a rollup document in POST /_bulk".to_owned(),
-                    status,
-                    body: reason,
-                });
-            }
+            bulk::send_all_stored(&self.es, body, "POST /_bulk (rollups)").await?;
         }
         let removed = self.remove_others(window, documents).await?;
         Ok(Written {
@@ -176,23 +143,15 @@ impl Writer {
             }
             let docs = body.docs();
             // Refresh so the next search does not find them again.
-            let (status, answer) = self
-                .es
-                .send_raw(
-                    Method::Post,
-                    "/_bulk?refresh=true&filter_path=errors,items.*.status,items.*.error",
-                    "application/x-ndjson",
-                    Some(Bytes::from(body.into_bytes())),
-                )
-                .await?;
-            let failed = !status.is_success()
-                || parse_response(&answer, docs)
-                    .map_or(true, |o| o.iter().any(|o| !o.is_stored() && !is_missing(o)));
-            if failed {
+            let what = "POST /_bulk (deleting replaced rollups)";
+            let path = "/_bulk?refresh=true&filter_path=errors,items.*.status,items.*.error";
+            let outcomes = bulk::send(&self.es, path, body, what).await?;
+            let failed = outcomes.iter().filter(|o| !is_missing(o));
+            if let Some((status, reason)) = failed.filter_map(ItemOutcome::failure).next() {
                 return Err(EsError::Status {
-                    what: "POST /_bulk (deleting replaced rollups)".to_owned(),
-                    status: status.as_u16(),
-                    body: panopticon_es::truncate(&String::from_utf8_lossy(&answer), 2000),
+                    what: what.to_owned(),
+                    status,
+                    body: reason.to_owned(),
                 });
             }
             removed += docs as u64;

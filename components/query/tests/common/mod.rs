@@ -5,14 +5,12 @@
 
 use std::sync::Arc;
 
-use anyhow::{Result, ensure};
+use anyhow::Result;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use elasticsearch::http::Method;
 use http_body_util::BodyExt as _;
-use panopticon_es::bulk::{BULK_PATH, BulkBody};
+use panopticon_es::bulk::{self, BulkBody};
 use panopticon_es::{EsClient, EsSecrets};
 use panopticon_model::config::{EnvSource, QueryConfig};
 use panopticon_model::rollup::{RollupIndices, Window};
@@ -132,32 +130,13 @@ impl World {
         self.refresh(&logs).await
     }
 
-    /// Sends a bulk body; every item must succeed.
+    /// Sends a bulk body; every item must be stored.
     pub async fn bulk(&self, body: BulkBody) -> Result<()> {
-        let (status, answer) = self
-            .es
-            .send_raw(
-                Method::Post,
-                BULK_PATH,
-                "application/x-ndjson",
-                Some(Bytes::from(body.into_bytes())),
-            )
-            .await?;
-        ensure!(status.is_success(), "bulk answered {status}");
-        let answer: Value = serde_json::from_slice(&answer)?;
-        ensure!(answer["errors"] == false, "bulk errors: {answer}");
-        Ok(())
+        Ok(bulk::send_all_stored(&self.es, body, "POST /_bulk (fixture)").await?)
     }
 
     pub async fn refresh(&self, target: &str) -> Result<()> {
-        self.es
-            .request_ok(
-                Method::Post,
-                &format!("/{target}/_refresh?ignore_unavailable=true&allow_no_indices=true"),
-                None,
-            )
-            .await?;
-        Ok(())
+        Ok(self.es.refresh(target).await?)
     }
 
     /// Rolls up the 60-second windows starting at `starts` with the rollup component itself.

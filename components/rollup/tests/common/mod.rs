@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
-use bytes::Bytes;
 use elasticsearch::http::Method;
-use panopticon_es::bulk::{BULK_PATH, BulkBody};
+use panopticon_es::bulk::{self, BulkBody};
 use panopticon_es::{EsClient, EsSecrets};
 use panopticon_model::config::{ElasticsearchConfig, EnvSource};
 use panopticon_model::rollup::{RollupDocument, RollupIndices, SeriesKind};
@@ -120,31 +119,13 @@ impl Fixture {
                 let id = ids::span_id(&doc.trace_id, &doc.span_id);
                 body.push_create(self.spans(), &id, &serde_json::to_vec(&doc)?);
             }
-            let (status, answer) = self
-                .es
-                .send_raw(
-                    Method::Post,
-                    BULK_PATH,
-                    "application/x-ndjson",
-                    Some(Bytes::from(body.into_bytes())),
-                )
-                .await?;
-            ensure!(status.is_success(), "bulk answered {status}");
-            let answer: Value = serde_json::from_slice(&answer)?;
-            ensure!(answer["errors"] == false, "bulk errors: {answer}");
+            bulk::send_all_stored(&self.es, body, "POST /_bulk (fixture spans)").await?;
         }
         self.refresh(self.spans()).await
     }
 
     pub async fn refresh(&self, target: &str) -> Result<()> {
-        self.es
-            .request_ok(
-                Method::Post,
-                &format!("/{target}/_refresh?ignore_unavailable=true&allow_no_indices=true"),
-                None,
-            )
-            .await?;
-        Ok(())
+        Ok(self.es.refresh(target).await?)
     }
 
     /// Every rollup document of a kind, with its id, sorted by (window, service, environment,
