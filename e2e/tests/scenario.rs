@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
-use panopticon_e2e::ingest::{count_docs, http_get, wait_until};
+use panopticon_e2e::ingest::{count_docs, http, http_get, wait_until};
 use panopticon_e2e::live::NodeClient;
 use panopticon_e2e::process::Component;
 use serde_json::{Value, json};
@@ -393,28 +393,65 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
     let spans = trace["spans"].as_array().context("spans")?;
     ensure!(spans.len() >= 2, "a full trace: {trace}");
     ensure!(spans.iter().all(|s| s["trace_id"] == trace_id.as_str()));
-    // Metric series come from rollup once the minute of the traffic has closed.
+    // Metric series: every SERVER span the traffic produced is one request in the services'
+    // series, no more, no fewer, once rollup has rolled the traffic's minutes.
+    let (status, body) = http(
+        "POST",
+        &format!(
+            "{}/{}/_count",
+            panopticon_e2e::elasticsearch_url(),
+            stream("traces")
+        ),
+        Some(r#"{"query": {"term": {"kind": "SERVER"}}}"#),
+    )
+    .await?;
+    ensure!(status == 200, "counting SERVER spans: {status} {body}");
+    let server_spans = serde_json::from_str::<Value>(&body)?["count"]
+        .as_f64()
+        .context("a count")?;
+    ensure!(server_spans > 0.0, "no SERVER span in the sampled traffic");
     let now = chrono::Utc::now();
     let from = (now - chrono::Duration::minutes(10)).to_rfc3339();
     let to = (now + chrono::Duration::minutes(5)).to_rfc3339();
-    wait_until("rolled-up request counts", WAIT, || async {
-        let series = get_json(&format!(
-            "{query_url}/query/services/{service}/metrics?from={}&to={}&interval=1m",
-            urlencode(&from),
-            urlencode(&to)
-        ))
-        .await?;
-        let requests: f64 = series
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["metric_name"] == "http_requests_total")
-            .flat_map(|s| s["points"].as_array().cloned().unwrap_or_default())
-            .filter_map(|p| p["value"].as_f64())
-            .sum();
-        Ok(requests > 0.0)
-    })
-    .await?;
+    let requests = std::sync::Mutex::new(0.0);
+    let counted = wait_until(
+        "the request series to count every SERVER span",
+        WAIT,
+        || async {
+            let mut total = 0.0;
+            for service in &services {
+                let series = get_json(&format!(
+                    "{query_url}/query/services/{service}/metrics?from={}&to={}&interval=1m",
+                    urlencode(&from),
+                    urlencode(&to)
+                ))
+                .await?;
+                total += series
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["metric_name"] == "http_requests_total")
+                    .flat_map(|s| s["points"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|p| p["value"].as_f64())
+                    .sum::<f64>();
+            }
+            ensure!(
+                total <= server_spans,
+                "{total} requests for {server_spans} SERVER spans: counted twice"
+            );
+            if let Ok(mut r) = requests.lock() {
+                *r = total;
+            }
+            Ok(total == server_spans)
+        },
+    )
+    .await;
+    counted.with_context(|| {
+        format!(
+            "the series count {:?} requests for {server_spans} SERVER spans",
+            requests.lock().map(|r| *r).unwrap_or_default()
+        )
+    })?;
 
     // The errors reached the browser.
     let errors = dashboard.error_logs(1, WAIT).await?;
