@@ -47,8 +47,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::topics::{
-    METADATA_TIMEOUT, ProbeFailure, bootstrap_servers, invalid_topic_name, probe_metadata,
-    topics_phrase, unreachable_cause,
+    METADATA_TIMEOUT, ProbeFailure, Unreachable, bootstrap_servers, invalid_topic_name,
+    probe_metadata, topics_phrase,
 };
 
 /// How long one [`group_offsets`] call may take in total (metadata, committed offsets, end
@@ -103,16 +103,8 @@ pub enum LagError {
     },
     /// The metadata fetch failed: no broker answered within [`GROUP_OFFSETS_TIMEOUT`], or
     /// authentication failed.
-    #[error("cannot reach Kafka at {brokers}: {}", unreachable_cause(.cause, .detail.as_deref()))]
-    Unreachable {
-        /// The configured `bootstrap.servers`.
-        brokers: String,
-        /// What the metadata fetch returned.
-        cause: KafkaError,
-        /// The last error librdkafka reported while trying (e.g. "Connect to
-        /// ipv4#127.0.0.1:1 failed: Connection refused …"), if any.
-        detail: Option<Box<str>>,
-    },
+    #[error(transparent)]
+    Unreachable(Unreachable),
     /// Asked topics do not exist.
     #[error(
         "cannot read the lag of consumer group {group}: {} {} not exist",
@@ -249,11 +241,7 @@ pub async fn group_offsets(
     match read.await {
         Ok(offsets) => offsets,
         Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => Err(LagError::Unreachable {
-            brokers,
-            cause: KafkaError::Canceled,
-            detail: Some("the runtime is shutting down".into()),
-        }),
+        Err(_) => Err(LagError::Unreachable(Unreachable::shutting_down(brokers))),
     }
 }
 
@@ -436,15 +424,7 @@ impl From<ProbeFailure> for LagError {
     fn from(failure: ProbeFailure) -> Self {
         match failure {
             ProbeFailure::Client(cause) => LagError::Client { cause },
-            ProbeFailure::Unreachable {
-                brokers,
-                cause,
-                detail,
-            } => LagError::Unreachable {
-                brokers,
-                cause,
-                detail,
-            },
+            ProbeFailure::Unreachable(unreachable) => LagError::Unreachable(unreachable),
         }
     }
 }
@@ -778,11 +758,11 @@ mod tests {
                  OperationTimedOut (Local: Timed out)",
             ),
             (
-                LagError::Unreachable {
+                LagError::Unreachable(Unreachable {
                     brokers: "kafka:9092".into(),
                     cause: KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure),
                     detail: Some("Connect to ipv4#10.0.0.1:9092 failed: Connection refused".into()),
-                },
+                }),
                 "cannot reach Kafka at kafka:9092: Connect to ipv4#10.0.0.1:9092 failed: \
                  Connection refused (Meta data fetch error: BrokerTransportFailure (Local: Broker \
                  transport failure))",

@@ -29,5 +29,6 @@ pub use lag::{GROUP_OFFSETS_TIMEOUT, GroupOffsets, LagError, PartitionOffsets, g
 pub use offsets::{OffsetTracker, PartitionKey};
 pub use topics::{
     ADMIN_OPERATION_TIMEOUT, ADMIN_REQUEST_TIMEOUT, METADATA_TIMEOUT, TopicError, TopicOperation,
-    TopicPlan, TopicsReport, check_topics, delete_topics, ensure_topics, reconcile_topics,
+    TopicPlan, TopicsReport, Unreachable, check_topics, delete_topics, ensure_topics,
+    reconcile_topics,
 };

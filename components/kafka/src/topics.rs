@@ -107,12 +107,32 @@ pub(crate) enum ProbeFailure {
     /// The client could not be created from the configuration.
     Client(KafkaError),
     /// No broker answered in time, or authentication failed.
-    Unreachable {
-        brokers: String,
-        cause: KafkaError,
-        /// librdkafka's last background error (the real cause), if any.
-        detail: Option<Box<str>>,
-    },
+    Unreachable(Unreachable),
+}
+
+/// No broker answered a metadata fetch in time, or authentication failed: the error of
+/// [`TopicError::Unreachable`] and [`crate::LagError::Unreachable`].
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach Kafka at {brokers}: {}", unreachable_cause(.cause, .detail.as_deref()))]
+pub struct Unreachable {
+    /// The configured `bootstrap.servers`.
+    pub brokers: String,
+    /// What the metadata fetch returned.
+    pub cause: KafkaError,
+    /// The last error librdkafka reported while trying (e.g. "SASL authentication error:
+    /// …", "Connect to ipv4#127.0.0.1:1 failed: Connection refused …"), if any.
+    pub detail: Option<Box<str>>,
+}
+
+impl Unreachable {
+    /// A blocking Kafka call that never ran because the runtime is shutting down.
+    pub(crate) fn shutting_down(brokers: String) -> Self {
+        Self {
+            brokers,
+            cause: KafkaError::Canceled,
+            detail: Some("the runtime is shutting down".into()),
+        }
+    }
 }
 
 /// The cluster's metadata (all topics: asking a producer for named topics could make the
@@ -131,11 +151,11 @@ pub(crate) fn probe_metadata(
         .map_err(|cause| {
             // Deliver the background errors queued meanwhile to `ProbeContext::error`.
             probe.poll(Duration::from_millis(100));
-            ProbeFailure::Unreachable {
+            ProbeFailure::Unreachable(Unreachable {
                 brokers: bootstrap_servers(config),
                 cause,
                 detail: probe.context().last_error().map(String::into_boxed_str),
-            }
+            })
         })
 }
 
@@ -143,15 +163,7 @@ impl From<ProbeFailure> for TopicError {
     fn from(failure: ProbeFailure) -> Self {
         match failure {
             ProbeFailure::Client(cause) => TopicError::Client { cause },
-            ProbeFailure::Unreachable {
-                brokers,
-                cause,
-                detail,
-            } => TopicError::Unreachable {
-                brokers,
-                cause,
-                detail,
-            },
+            ProbeFailure::Unreachable(unreachable) => TopicError::Unreachable(unreachable),
         }
     }
 }
@@ -332,16 +344,8 @@ pub enum TopicError {
     },
     /// The opening metadata fetch failed: no broker answered within [`METADATA_TIMEOUT`], or
     /// authentication failed.
-    #[error("cannot reach Kafka at {brokers}: {}", unreachable_cause(.cause, .detail.as_deref()))]
-    Unreachable {
-        /// The configured `bootstrap.servers`.
-        brokers: String,
-        /// What the metadata fetch returned.
-        cause: KafkaError,
-        /// The last error librdkafka reported while trying (e.g. "SASL authentication error:
-        /// …", "Connect to ipv4#127.0.0.1:1 failed: Connection refused …"), if any.
-        detail: Option<Box<str>>,
-    },
+    #[error(transparent)]
+    Unreachable(Unreachable),
     /// The broker refused an operation on a topic for lack of permission (ACLs).
     #[error("not authorized to {operation} topic {topic}: {code}")]
     Unauthorized {
@@ -490,7 +494,7 @@ fn replication_problem(asked: Option<i32>, available: usize) -> String {
     }
 }
 
-pub(crate) fn unreachable_cause(cause: &KafkaError, detail: Option<&str>) -> String {
+fn unreachable_cause(cause: &KafkaError, detail: Option<&str>) -> String {
     match detail {
         Some(detail) => format!("{detail} ({cause})"),
         None => cause.to_string(),
@@ -986,11 +990,9 @@ async fn fetch_cluster(
     match tokio::task::spawn_blocking(move || observe_metadata(&config, &interesting)).await {
         Ok(observed) => observed,
         Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => Err(TopicError::Unreachable {
-            brokers: "Kafka".to_owned(),
-            cause: KafkaError::Canceled,
-            detail: Some("the runtime is shutting down".into()),
-        }),
+        Err(_) => Err(TopicError::Unreachable(Unreachable::shutting_down(
+            "Kafka".to_owned(),
+        ))),
     }
 }
 
@@ -1723,20 +1725,20 @@ mod tests {
                 "cannot create topics a, b: Admin operation error: OperationTimedOut (Local: Timed out)",
             ),
             (
-                TopicError::Unreachable {
+                TopicError::Unreachable(Unreachable {
                     brokers: "kafka:9092".into(),
                     cause: KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure),
                     detail: Some("SASL authentication error: invalid credentials".into()),
-                },
+                }),
                 "cannot reach Kafka at kafka:9092: SASL authentication error: invalid credentials \
                  (Meta data fetch error: BrokerTransportFailure (Local: Broker transport failure))",
             ),
             (
-                TopicError::Unreachable {
+                TopicError::Unreachable(Unreachable {
                     brokers: "kafka:9092".into(),
                     cause: KafkaError::MetadataFetch(RDKafkaErrorCode::OperationTimedOut),
                     detail: None,
-                },
+                }),
                 "cannot reach Kafka at kafka:9092: Meta data fetch error: OperationTimedOut \
                  (Local: Timed out)",
             ),
