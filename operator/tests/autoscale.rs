@@ -23,6 +23,18 @@ async fn replicas(deployments: &Api<Deployment>, name: &str) -> Result<Option<i3
     Ok(deployments.get(name).await?.spec.and_then(|s| s.replicas))
 }
 
+/// Waits until the status of `apm` reports a total lag of 0.
+async fn lag_reported_zero(client: &kube::Client, ns: &str, what: &str) -> Result<()> {
+    eventually(what, WITHIN, || async {
+        let p = panopticons(client, ns).get("apm").await?;
+        Ok(p.status
+            .and_then(|s| s.autoscaling)
+            .filter(|a| a.total_lag == Some(0))
+            .map(|_| ()))
+    })
+    .await
+}
+
 /// The notes of the scale Events, one per occurrence (a series counts its repeats).
 async fn scaled_events(client: &kube::Client, ns: &str) -> Result<Vec<String>> {
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
@@ -80,14 +92,7 @@ async fn builtin_mode_scales_ingest_with_consumer_lag() -> Result<()> {
         }}}),
     )
     .await?;
-    eventually("the autoscaler's first poll", WITHIN, || async {
-        let p = panopticons(&admin, &ns.name).get("apm").await?;
-        Ok(p.status
-            .and_then(|s| s.autoscaling)
-            .filter(|a| a.total_lag == Some(0))
-            .map(|_| ()))
-    })
-    .await?;
+    lag_reported_zero(&admin, &ns.name, "the autoscaler's first poll").await?;
     assert_eq!(
         replicas(&deployments, "apm-ingest").await?,
         Some(3),
@@ -142,14 +147,7 @@ async fn builtin_mode_scales_ingest_with_consumer_lag() -> Result<()> {
     for i in 0..2 {
         ingest.push(Component::start(&binary, &["ingest"], &env, &format!("ingest-{i}")).await?);
     }
-    eventually("the lag to be drained", WITHIN, || async {
-        let p = panopticons(&admin, &ns.name).get("apm").await?;
-        Ok(p.status
-            .and_then(|s| s.autoscaling)
-            .filter(|a| a.total_lag == Some(0))
-            .map(|_| ()))
-    })
-    .await?;
+    lag_reported_zero(&admin, &ns.name, "the lag to be drained").await?;
     let drained_at = std::time::Instant::now();
     eventually("1 replica after the window", WITHIN, || async {
         Ok((replicas(&deployments, "apm-ingest").await? == Some(1)).then_some(()))
