@@ -142,12 +142,18 @@ pub fn metric(exposition: &str, name: &str) -> f64 {
 
 /// Document count of an index or data stream after a refresh (0 when it does not exist).
 pub async fn count_docs(stream: &str) -> Result<u64> {
+    count_matching(stream, r#"{"query": {"match_all": {}}}"#).await
+}
+
+/// Count of the documents `query` (a `_count` request body) matches, after a refresh (0 when
+/// the index or data stream does not exist).
+pub async fn count_matching(stream: &str, query: &str) -> Result<u64> {
     let base = crate::elasticsearch_url();
     let refresh = http("POST", &format!("{base}/{stream}/_refresh"), None).await?;
     if refresh.0 == 404 {
         return Ok(0);
     }
-    let (status, body) = http_get(&format!("{base}/{stream}/_count")).await?;
+    let (status, body) = http("POST", &format!("{base}/{stream}/_count"), Some(query)).await?;
     if status == 404 {
         return Ok(0);
     }

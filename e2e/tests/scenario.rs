@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
-use panopticon_e2e::ingest::{count_docs, http, http_get, wait_until};
+use panopticon_e2e::ingest::{count_docs, count_matching, http_get, wait_until};
 use panopticon_e2e::live::NodeClient;
 use panopticon_e2e::process::Component;
 use serde_json::{Value, json};
@@ -395,20 +395,11 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
     ensure!(spans.iter().all(|s| s["trace_id"] == trace_id.as_str()));
     // Metric series: every SERVER span the traffic produced is one request in the services'
     // series, no more, no fewer, once rollup has rolled the traffic's minutes.
-    let (status, body) = http(
-        "POST",
-        &format!(
-            "{}/{}/_count",
-            panopticon_e2e::elasticsearch_url(),
-            stream("traces")
-        ),
-        Some(r#"{"query": {"term": {"kind": "SERVER"}}}"#),
+    let server_spans = count_matching(
+        &stream("traces"),
+        r#"{"query": {"term": {"kind": "SERVER"}}}"#,
     )
-    .await?;
-    ensure!(status == 200, "counting SERVER spans: {status} {body}");
-    let server_spans = serde_json::from_str::<Value>(&body)?["count"]
-        .as_f64()
-        .context("a count")?;
+    .await? as f64;
     ensure!(server_spans > 0.0, "no SERVER span in the sampled traffic");
     let now = chrono::Utc::now();
     let from = (now - chrono::Duration::minutes(10)).to_rfc3339();

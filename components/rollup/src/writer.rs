@@ -144,8 +144,8 @@ impl Writer {
             let docs = body.docs();
             // Refresh so the next search does not find them again.
             let what = "POST /_bulk (deleting replaced rollups)";
-            let path = "/_bulk?refresh=true&filter_path=errors,items.*.status,items.*.error";
-            let outcomes = bulk::send(&self.es, path, body, what).await?;
+            let path = format!("{}&refresh=true", bulk::BULK_PATH);
+            let outcomes = bulk::send(&self.es, &path, body, what).await?;
             let failed = outcomes.iter().filter(|o| !is_missing(o));
             if let Some((status, reason)) = failed.filter_map(ItemOutcome::failure).next() {
                 return Err(EsError::Status {

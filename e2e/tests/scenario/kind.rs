@@ -39,8 +39,7 @@ pub async fn run_job(
     let jobs: Api<Job> = Api::namespaced(kube.clone(), ns);
     let job: Job = serde_json::from_value(json!({
         "metadata": {"name": name},
-        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"job-name": name}},
-            "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
             "securityContext": {"runAsNonRoot": true, "runAsUser": 65532,
                 "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{"name": "panopticon", "image": image, "imagePullPolicy": "Never",
@@ -67,10 +66,9 @@ pub async fn run_job(
 
 async fn job_log(kube: &Client, ns: &str, name: &str) -> String {
     let pods: Api<Pod> = Api::namespaced(kube.clone(), ns);
-    let Ok(list) = pods
-        .list(&ListParams::default().labels(&format!("job-name={name}")))
-        .await
-    else {
+    // The Job controller labels its pods with `batch.kubernetes.io/job-name`.
+    let selector = format!("batch.kubernetes.io/job-name={name}");
+    let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
         return "(pods not listed)".to_owned();
     };
     let mut out = String::new();
