@@ -38,3 +38,19 @@ die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
 
 # A Go toolchain fetched by e2e/setup (only when the machine has none recent enough).
 if [ -x "$CACHE_DIR/go/1.26.8/go/bin/go" ]; then PATH="$CACHE_DIR/go/1.26.8/go/bin:$PATH"; fi
+
+# Waits until every named CRD is Established. A CRD applied a moment ago may have no
+# status.conditions at all yet, which `kubectl wait --for=condition=...` reports as an error
+# instead of waiting, so this polls the condition itself.
+wait_crds_established() { # TIMEOUT_SECONDS CRD_NAME...
+  local timeout=$1 crd deadline status
+  shift
+  deadline=$((SECONDS + timeout))
+  for crd in "$@"; do
+    until status=$(kubectl get crd "$crd" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null) &&
+      [ "$status" = True ]; do
+      [ "$SECONDS" -lt "$deadline" ] || die "CRD $crd was not Established within ${timeout}s"
+      sleep 0.5
+    done
+  done
+}
