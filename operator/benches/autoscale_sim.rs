@@ -1,5 +1,5 @@
 //! Ingest autoscaling, simulated: the built-in policy against KEDA's defaults on the same load
-//! curves (issue #8). Deterministic, no cluster needed:
+//! curves. Deterministic, no cluster needed:
 //! `cargo bench -p panopticon-operator --bench autoscale_sim`.
 //!
 //! The model, in one-second steps:

@@ -21,9 +21,9 @@ pub struct ErrorEvent {
 }
 
 /// Decodes a record value: the events it holds, each valid or why not. The record may be one
-/// object or an array of them (spec §1.5); each is checked as a log event (spec §1.6) and
-/// normalised, so a producer other than ingest gets the same rules. As in the seed, the level
-/// is not re-checked: whatever reaches the error topic is pushed.
+/// object or an array of them; each is checked as a log event and normalised, so a producer
+/// other than ingest gets the same rules. The level is not re-checked: whatever valid log
+/// reaches the error topic is pushed.
 pub fn decode(
     value: &[u8],
     produced_at_ms: Option<i64>,
@@ -67,7 +67,7 @@ mod tests {
     }
 
     #[test]
-    fn ingests_forward_becomes_the_seeds_payload() {
+    fn ingests_forward_becomes_the_log_item_payload() {
         let e = one(json!({
             "timestamp": "2026-11-25T10:00:00.123Z", "service_name": "checkout",
             "environment": "PROD", "level": "ERROR", "message": "boom",

@@ -1,13 +1,12 @@
-//! The alert component: error logs pushed live to dashboards (spec/seed-behaviour.md §5,
-//! spec/dashboard-contract.md), on `ERROR_STREAM_PORT` (3010).
+//! The alert component: error logs pushed live to dashboards, on `ERROR_STREAM_PORT` (3010).
 //!
 //! Contract:
 //! - Every replica pushes every error: the error topic is read without a consumer group, all
 //!   partitions assigned, live from the end ([`consumer`]). The last `ERROR_STREAM_REPLAY_SIZE`
 //!   errors are kept for clients that ask for a replay.
 //! - Socket.IO as the dashboard expects ([`socketio`]): path `/ws/error-logs`, default
-//!   namespace, event `error-log`, the seed's LogItem payload (normalised by ingest). A plain
-//!   WebSocket streams the same JSON ([`websocket`]).
+//!   namespace, event `error-log`, the dashboard's LogItem payload (normalised by ingest). A
+//!   plain WebSocket streams the same JSON ([`websocket`]).
 //! - Clients may filter by service, environment and minimum level, and ask for a replay, in the
 //!   handshake query ([`filter`]); the dashboard sends nothing and gets every error.
 //! - Optional bearer-token auth (`ERROR_STREAM_AUTH_TOKENS`, `ERROR_STREAM_AUTH_TOKENS_FILE`)
@@ -16,7 +15,8 @@
 //! - Backpressure: the consumer never waits for a client ([`hub`]). Each client has a bounded
 //!   queue (`ERROR_STREAM_CLIENT_QUEUE`); a client that falls behind misses events, is told how
 //!   many, and carries on ([`deliver`]). Nothing else slows down.
-//! - `/health` (the seed's body), `/ready` (the topic is being read), `/metrics`.
+//! - `/health` (`{"status": "정상", "timestamp": …}`), `/ready` (the topic is being read),
+//!   `/metrics`.
 //!
 //! Delivery is at most once per connected client: a client that is disconnected while an
 //! error passes does not get it later unless it asks for a replay when it reconnects.

@@ -101,7 +101,8 @@ async fn check_origin(
     next.run(request).await
 }
 
-/// An HTTP refusal: status and a JSON body in the seed's error shape.
+/// An HTTP refusal: status and a JSON body in the error shape of the query API
+/// (`statusCode`, `message`, `error`).
 pub fn refusal_response(refused: &Refused) -> Response {
     let status = refused.status();
     let mut body = json!({
@@ -115,7 +116,7 @@ pub fn refusal_response(refused: &Refused) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The seed's body (spec §5).
+/// Liveness: `{"status": "정상", "timestamp": …}`, the body existing health checks expect.
 async fn health() -> Response {
     panopticon_common::admin::seed_health().into_response()
 }

@@ -1,6 +1,6 @@
 //! How far a consumer group is behind: for every partition of some topics, the partition's end
-//! offset and the offset the group committed for it. The operator's ingest autoscaler (issue #8)
-//! turns these into lag; this module only reads them.
+//! offset and the offset the group committed for it. The operator's ingest autoscaler turns
+//! these into lag; this module only reads them.
 //!
 //! # Contract
 //! - **Read-only.** The group is never joined. The reading consumer carries the group's

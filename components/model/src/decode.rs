@@ -79,8 +79,7 @@ pub fn split_payload(bytes: &[u8]) -> Result<Vec<Value>, EventError> {
     }
 }
 
-/// Validates and normalises a log event (spec/seed-behaviour.md §1.6, with the fixes listed in
-/// the crate docs).
+/// Validates and normalises a log event (the rules are listed in the crate docs).
 pub fn decode_log(event: &Value, ctx: &DecodeContext<'_>) -> Result<LogDocument, EventError> {
     let obj = as_object(event)?;
     let limits = ctx.limits;
@@ -126,8 +125,7 @@ pub fn decode_log(event: &Value, ctx: &DecodeContext<'_>) -> Result<LogDocument,
     })
 }
 
-/// Validates and normalises a span event (spec/seed-behaviour.md §1.7, with the fixes listed in
-/// the crate docs).
+/// Validates and normalises a span event (the rules are listed in the crate docs).
 pub fn decode_span(event: &Value, ctx: &DecodeContext<'_>) -> Result<SpanDocument, EventError> {
     let obj = as_object(event)?;
     let limits = ctx.limits;

@@ -1,5 +1,6 @@
 //! The documents stored in the `logs-apm` and `traces-apm` data streams. Field names and shapes
-//! are the seed's (spec/seed-behaviour.md §2.5); absent optional fields are omitted.
+//! are those the NestJS backend stored, so existing readers keep working; absent optional
+//! fields are omitted.
 
 use std::collections::BTreeMap;
 
@@ -144,9 +145,10 @@ pub struct LogDocument {
 }
 
 /// An ERROR log as ingest forwards it to the error topic and alert pushes it to clients: the
-/// seed's LogItem (spec §1.9, §5: `timestamp`, `service_name`, `environment`, `level`,
-/// `message`, optional `trace_id`, `span_id`, `labels`) plus the optional HTTP fields, with the
-/// timestamp and environment normalised. Absent optional fields are omitted, as socket.io did.
+/// dashboard's LogItem (`timestamp`, `service_name`, `environment`, `level`, `message`,
+/// optional `trace_id`, `span_id`, `labels`) plus the optional HTTP fields, with the timestamp
+/// and environment normalised. Absent optional fields are omitted, as socket.io omits
+/// undefined keys.
 #[derive(Debug, Serialize)]
 pub struct ErrorLogPayload<'a> {
     pub timestamp: &'a str,

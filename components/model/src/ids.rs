@@ -51,7 +51,7 @@ pub fn log_id(origin: &LogOrigin<'_>) -> String {
 
 /// The document id of a rollup series in one window: `(bucket length, window start, series
 /// kind, service, environment, endpoint, overflow)`. The bucket length is part of it, so
-/// rollups of different bucket sizes never replace each other (seed bug 28).
+/// rollups of different bucket sizes never replace each other.
 pub fn rollup_id(
     bucket_seconds: u32,
     window_start_ms: i64,

@@ -6,8 +6,8 @@
 //! document id, a failure is an [`EventError`] that names the field and the reason, and becomes
 //! the dead-letter reason.
 //!
-//! Contract with the seed (spec/seed-behaviour.md §1.6–1.8, §2.5): every event the seed accepted
-//! is accepted here and stores the same document fields, with these deliberate differences:
+//! Compatibility with the NestJS backend this replaces: every event it accepted is accepted
+//! here and stores the same document fields, with these deliberate differences:
 //! - `kind` also accepts `PRODUCER`, `CONSUMER` and `UNSPECIFIED` (stored as `INTERNAL`, as OTel
 //!   prescribes); `status` also accepts `UNSET` (stored as `OK`); both are case-insensitive and
 //!   accept the OTLP enum spellings (`SPAN_KIND_SERVER`, `STATUS_CODE_ERROR`).

@@ -2,8 +2,8 @@
 //!
 //! A window is `[start, start + bucket)`, aligned to multiples of the bucket since the epoch. Two
 //! kinds of series are rolled up for every window:
-//! - `service`: per (service, environment), the seed's `metrics-apm` document (spec §2.3) plus
-//!   the new fields;
+//! - `service`: per (service, environment), the `metrics-apm` document the dashboard reads
+//!   (the NestJS backend's fields) plus the new fields;
 //! - `endpoint`: per (service, environment, endpoint = span name).
 //!
 //! Each document carries a mergeable latency sketch ([`StoredSketch`], DDSketch buckets at 1 %
@@ -102,9 +102,9 @@ impl SeriesKind {
 /// Where rollup documents live. Plain indices, one per (series kind, bucket length, UTC day of
 /// the window), instead of a data stream: a window always maps to the same index, so
 /// re-rolling it replaces its documents by id, also after the day's index is full or old (in a
-/// data stream, ids are unique per backing index only, seed bug 14). Readers use the aliases:
-/// `metrics-apm` (the seed's name) covers the service series, `metrics-apm-endpoints` the
-/// endpoint series.
+/// data stream, ids are unique per backing index only, so a re-roll after a rollover would
+/// duplicate). Readers use the aliases: `metrics-apm` (the name the dashboard's backend always
+/// read) covers the service series, `metrics-apm-endpoints` the endpoint series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupIndices {
     /// The configured rollup stream name (`ELASTICSEARCH_APM_ROLLUP_STREAM`, `metrics-apm`).
@@ -157,10 +157,10 @@ pub struct StoredSketch {
 /// One rollup document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollupDocument {
-    /// Window start (seed field).
+    /// Window start.
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
-    /// Window start (seed field, what the seed's reader sorts and filters on).
+    /// Window start (what readers sort and filter on).
     #[serde(rename = "@timestamp_bucket")]
     pub timestamp_bucket: String,
     pub bucket_duration_seconds: u32,
@@ -170,7 +170,7 @@ pub struct RollupDocument {
     /// The span name, for endpoint series.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// The seed mapped `target` and never wrote it; it carries the endpoint too.
+    /// The endpoint again, in the `target` field the index template has always mapped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// Whether this series folds values beyond the cardinality caps.
@@ -332,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn documents_keep_the_seed_fields_and_round_trip_their_sketch() {
+    fn documents_keep_the_dashboard_fields_and_round_trip_their_sketch() {
         let w = Window::containing(1_764_000_000_000, 60);
         let s = stats(&[10.0, 20.0, 30.0, 0.0], 1);
         let doc = RollupDocument::new(

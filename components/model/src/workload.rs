@@ -1,8 +1,8 @@
-//! Realistic traffic, shaped like the seed's load scripts (spec/seed-behaviour.md §7.3): up to
-//! seven named services (more get generated names), traces of 3–10 spans (SERVER root, INTERNAL
-//! handler, CLIENT database calls), a chosen share of failed traces (5 % by default), ~60 %
-//! spans and ~40 % logs, extra fields, environments written inconsistently. Deterministic for a
-//! seed. Pure: it produces event JSON, the caller decides where it goes.
+//! Realistic traffic: up to seven named services (more get generated names), traces of 3–10
+//! spans (SERVER root, INTERNAL handler, CLIENT database calls), a chosen share of failed
+//! traces (5 % by default), ~60 % spans and ~40 % logs, extra fields, environments written
+//! inconsistently. Deterministic for a seed. Pure: it produces event JSON, the caller decides
+//! where it goes.
 //!
 //! Used by tests and benchmarks ([`generate`]) and by `panopticon sample` ([`Generator`], one
 //! trace at a time, timestamps "now").
@@ -51,7 +51,7 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shape {
     /// How many services the traces spread over (1..=[`MAX_SERVICES`]); the first seven have
-    /// the seed's names, the others are `service-<n>`.
+    /// fixed names (`ecommerce-backend`, `user-service`, …), the others are `service-<n>`.
     pub services: usize,
     /// Share of traces that fail (0.0..=1.0): their root and last span are ERROR, their first
     /// log is an ERROR log, and they last 500–1000 ms instead of 100–200 ms.

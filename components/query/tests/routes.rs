@@ -1,6 +1,7 @@
 //! One test per route against the stack's OpenSearch and Redis, with the known data set of
-//! `common::DataSet`, including the dashboard's exact calls (spec/dashboard-contract.md) and
-//! each fix of the seed's bugs (spec §10.2).
+//! `common::DataSet`, including the dashboard's exact calls and the rules that keep answers
+//! consistent across routes (normalised environments, SERVER spans as requests, filters before
+//! the top-N, the SLOW threshold, summed environments, `intervalMinutes`).
 
 mod common;
 
@@ -24,7 +25,7 @@ fn keys(v: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn health_has_the_seeds_body() {
+async fn health_has_the_compatible_body() {
     let (world, _) = loaded("q-health").await.unwrap();
     let api = world.api(&[]).unwrap();
     let body = api.ok("/health").await;
@@ -58,8 +59,9 @@ async fn service_overview_counts_server_spans_and_filters_before_the_cut() {
             )
         })
         .collect();
-    // CLIENT spans are not requests (the seed counted all 250 checkout/production spans), and
-    // environments are stored normalised (the seed stored "prod" and never matched it).
+    // CLIENT spans are not requests (only the SERVER ones of the 250 checkout/production spans
+    // count), and environments are stored normalised (events sent as "prod" match
+    // "production").
     assert_eq!(
         rows,
         [
@@ -183,8 +185,7 @@ async fn endpoint_traces_decode_the_name_and_apply_slow_and_error() {
         ))
         .await;
     let items = slow.as_array().expect("a bare array");
-    // p95 of {1000, 2000, 3000} x 10 is 3000: only the slowest ten (the seed returned 20
-    // unfiltered ones).
+    // p95 of {1000, 2000, 3000} x 10 is 3000: only the slowest ten, not all 20 recent ones.
     assert_eq!(items.len(), 10, "{slow}");
     assert!(items.iter().all(|i| i["durationMs"] == 3000.0));
     assert_eq!(
@@ -514,7 +515,7 @@ async fn metrics_merge_rollups_and_raw_without_gap_or_double_count() {
     );
 
     // The overview chart's call: buckets aligned to the interval, every series, all
-    // environments summed (the seed gave one point per environment and minute).
+    // environments summed into one point per bucket, not one point per environment.
     let body = api
         .ok(&format!(
             "/query/services/checkout/metrics?{window}&interval=1m"
@@ -557,7 +558,7 @@ async fn metrics_merge_rollups_and_raw_without_gap_or_double_count() {
         json!({"environment": "production"})
     );
 
-    // intervalMinutes works (the seed always answered 400).
+    // intervalMinutes is read as a number of minutes.
     let body = api
         .ok(&format!(
             "/query/services/checkout/metrics?{window}&intervalMinutes=5"

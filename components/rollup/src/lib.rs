@@ -19,13 +19,14 @@
 //!   dropped.
 //! - **Index layout**: plain indices, one per series kind, bucket length and UTC day of the
 //!   window (`metrics-apm-service-60s-2026.11.25`, `metrics-apm-endpoint-60s-…`), created from
-//!   index templates that add them to the read aliases `metrics-apm` (service series, the
-//!   seed's name and fields) and `metrics-apm-endpoints` (rollup writes them at start; with
-//!   `ELASTICSEARCH_MANAGE_TEMPLATES=false` the operator does, and rollup waits for them).
+//!   index templates that add them to the read aliases `metrics-apm` (service series, with
+//!   the name and fields the dashboard reads) and `metrics-apm-endpoints` (rollup writes the
+//!   templates at start; with `ELASTICSEARCH_MANAGE_TEMPLATES=false` the operator does, and
+//!   rollup waits for them).
 //!   Document ids derive from (bucket length, window, series) and a window always maps to the
 //!   same index, so a re-roll replaces documents, whatever the age or size of the index: no
 //!   duplicate after a rollover, unlike a data stream, where an id is unique per backing index
-//!   only (seed bug 14). Retention deletes whole daily indices.
+//!   only. Retention deletes whole daily indices.
 //! - **Progress**: a checkpoint document per bucket length in `ROLLUP_CHECKPOINT_INDEX`, saved
 //!   after every window with optimistic concurrency ([`checkpoint`]); a restart resumes at the
 //!   window in progress. A cycle rolls at most `ROLLUP_MAX_WINDOWS_PER_CYCLE` windows, so a

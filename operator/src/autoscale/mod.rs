@@ -1,4 +1,4 @@
-//! Ingest replicas from Kafka consumer lag (issue #8): the pure policy ([`policy`]), the KEDA
+//! Ingest replicas from Kafka consumer lag: the pure policy ([`policy`]), the KEDA
 //! objects ([`keda`]) and the thin step the reconciler runs for `mode: builtin`.
 //!
 //! One built-in step, at most once per `pollIntervalSeconds` per resource:
@@ -8,7 +8,7 @@
 //! 2. [`policy::Autoscaler::decide`] with the Deployment's current replicas.
 //! 3. A changed count is written through the Deployment's `/scale` subresource under the field
 //!    manager [`SCALE_MANAGER`] (never by the apply of the Deployment, which leaves `replicas`
-//!    out while autoscaled), with a `Scaled` Event carrying the reason.
+//!    out while autoscaled), with a `ScaledUp` or `ScaledDown` Event carrying the reason.
 //!
 //! The recommendation history lives in the operator's memory: a restarted operator waits one
 //! full stabilization window before it scales down (as the HPA does).

@@ -3,8 +3,9 @@
 //! result through the Deployment's `/scale` subresource.
 //!
 //! The contract is KEDA's Kafka scaler as the HPA evaluates it with its default behaviour
-//! (`shared/notes/operator-anchors.md` §2.2, §2.4), so whoever knows KEDA can predict it. In
-//! order, [`Autoscaler::decide`]:
+//! (its `lagThreshold`, `activationLagThreshold` and `offsetResetPolicy`, and the HPA's
+//! tolerance and stabilization window), so whoever knows KEDA can predict it. In order,
+//! [`Autoscaler::decide`]:
 //!
 //! 1. **Lag.** Per partition `end − committed`, never negative. A partition without a committed
 //!    offset counts per [`OffsetReset`] (KEDA's `offsetResetPolicy`): `latest` → 1, `earliest` →
@@ -371,7 +372,7 @@ mod tests {
 
     #[test]
     fn keda_worked_examples_give_the_same_replicas() {
-        // anchors §2.2: 12 partitions, threshold 10, lag 1000 → capped to 120 → 12.
+        // 12 partitions, threshold 10, lag 1000 → capped to 120 → 12.
         let decision = once(policy(1, 100, 10), &lagging(12, 1000), 1);
         assert_eq!((decision.desired, decision.total_lag), (12, 1000));
         // Lag 35 on 3 replicas: ratio 1.17 > 1.1 → ceil(3.5) = 4.

@@ -30,7 +30,7 @@ fn span(v: Value) -> Result<SpanDocument, EventError> {
 }
 
 fn valid_log() -> Value {
-    // The producerServer's documented SDK payload (spec §7.1).
+    // A log as the NestJS producerServer's SDK sends it, extra fields included.
     json!({"type":"log","timestamp":"2025-11-10T07:17:00.583Z","service_name":"order-service",
         "environment":"production","level":"INFO","message":"GET /users",
         "trace_id":"98a94347530b375f951d56bda45b50c4","span_id":"5f13c248640e06ca",
@@ -62,7 +62,7 @@ fn err_of<T: std::fmt::Debug>(r: Result<T, EventError>) -> (String, &'static str
 }
 
 #[test]
-fn the_seed_sdk_log_is_stored_with_the_seed_fields_and_keeps_extras_in_labels() {
+fn an_sdk_log_is_stored_with_the_document_fields_and_keeps_extras_in_labels() {
     let doc = log(valid_log()).unwrap();
     let stored = serde_json::to_value(&doc).unwrap();
     assert_eq!(
@@ -77,7 +77,7 @@ fn the_seed_sdk_log_is_stored_with_the_seed_fields_and_keeps_extras_in_labels() 
 }
 
 #[test]
-fn the_seed_sample_span_is_stored_with_the_seed_fields() {
+fn a_sample_span_is_stored_with_the_document_fields() {
     let doc = span(valid_span()).unwrap();
     let stored = serde_json::to_value(&doc).unwrap();
     assert_eq!(
@@ -363,7 +363,7 @@ fn duration_must_be_a_non_negative_number() {
 
 #[test]
 fn a_top_level_value_key_is_not_unwrapped() {
-    // The seed replaced such a payload by its `value` field (§10 bug 24).
+    // A `value` key is an ordinary field: the payload is never replaced by its content.
     let wrapped = json!({"value": valid_log()});
     assert_eq!(err_of(log(wrapped)).0, "level");
     let doc = log(with(valid_log(), "value", json!(3))).unwrap();

@@ -1,4 +1,4 @@
-//! `GET /query/logs`: log search (spec §4.5).
+//! `GET /query/logs`: log search.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

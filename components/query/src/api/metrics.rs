@@ -1,4 +1,4 @@
-//! `GET /query/services/{service}/metrics`: a service's time series (spec §4.11), from rollups
+//! `GET /query/services/{service}/metrics`: a service's time series, from rollups
 //! where they cover the range and raw spans elsewhere (see [`crate::series`]).
 
 use std::collections::BTreeMap;
@@ -203,7 +203,7 @@ impl MetricsRequest {
     }
 }
 
-/// The seed's automatic interval for a range.
+/// The automatic interval for a range (the steps the dashboard has always been given).
 pub fn auto_interval(range: TimeRange) -> TimeDelta {
     let minutes = ((range.to - range.from).num_milliseconds() as f64 / 60_000.0).max(1.0);
     match minutes {

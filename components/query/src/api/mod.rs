@@ -241,7 +241,7 @@ fn segments(
 
 // ---- handlers -------------------------------------------------------------------------------
 
-/// Liveness, with the seed's body.
+/// Liveness: `{"status": "정상", "timestamp": …}`, the body existing health checks expect.
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, description = "The process serves requests", body = Object,
         example = json!({"status": "정상", "timestamp": "2026-11-25T02:23:52.266Z"}))))]
@@ -543,7 +543,7 @@ pub async fn service_metrics(
     .await
 }
 
-/// Unknown routes: 404 with the seed's body.
+/// Unknown routes: 404 with NestJS's body (`Cannot GET /x`), which existing clients recognise.
 pub async fn not_found(uri: Uri) -> Response {
     (
         StatusCode::NOT_FOUND,

@@ -1,7 +1,7 @@
-//! The ranking routes: service overview (spec §4.7) and a service's endpoints (§4.8).
+//! The ranking routes: service overview and a service's endpoints.
 //!
-//! Both count SERVER spans only (as the metrics route and the rollups do; the seed's overview
-//! counted every kind), apply `name_filter` in the search (before any cut, not after the
+//! Both count SERVER spans only (as the metrics route and the rollups do, so the numbers agree
+//! across routes), apply `name_filter` in the search (before any cut, not after the
 //! top-N), rank by `sort_by` over every group (up to [`MAX_GROUPS`]) and only then cut to
 //! `limit`.
 

@@ -1,4 +1,4 @@
-//! `GET /query/spans`: span search (spec §4.6), and the span item the trace route shares.
+//! `GET /query/spans`: span search, and the span item the trace route shares.
 
 use std::collections::BTreeMap;
 

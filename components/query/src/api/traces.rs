@@ -1,5 +1,4 @@
-//! The trace routes: one trace (spec §4.4), a service's root spans (§4.10) and an endpoint's
-//! sample traces (§4.9).
+//! The trace routes: one trace, a service's root spans and an endpoint's sample traces.
 
 use std::collections::BTreeMap;
 
@@ -63,7 +62,7 @@ impl TraceLookup {
         })
     }
 
-    /// Logs, oldest first; the environment is normalised here too (the seed did not).
+    /// Logs, oldest first; the environment is normalised here too, as on every route.
     pub fn logs_query(&self) -> Value {
         json!({
             "size": TRACE_MAX_LOGS,
@@ -125,8 +124,7 @@ impl ServiceTraces {
             json!({"term": {"service_name": self.service}}),
             json!({"term": {"kind": "SERVER"}}),
             self.range.filter(),
-            // A root has no parent; an empty-string parent counts as none (the seed treated it
-            // as a child).
+            // A root has no parent; an empty-string parent counts as none.
             json!({"bool": {"should": [
                 {"bool": {"must_not": {"exists": {"field": "parent_span_id"}}}},
                 {"term": {"parent_span_id": ""}},
@@ -308,7 +306,7 @@ impl EndpointTraces {
     }
 }
 
-/// A sample trace of an endpoint (camelCase, as the seed sent it).
+/// A sample trace of an endpoint (camelCase: the one route whose fields the dashboard reads so).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointTrace {
