@@ -151,11 +151,11 @@ async fn run() -> Result<()> {
         &panopticon_e2e::elasticsearch_url(),
     )]))?;
     let es = EsClient::new(&es_config, &EsSecrets::default())?;
-    for (stream, props) in [
-        (&bare_logs, panopticon_es::templates::log_properties()),
-        (&bare_spans, panopticon_es::templates::span_properties()),
+    for (stream, kind) in [
+        (&bare_logs, panopticon_es::templates::StreamKind::Logs),
+        (&bare_spans, panopticon_es::templates::StreamKind::Spans),
     ] {
-        panopticon_es::bootstrap::ensure_stream(&es, &format!("{stream}-template"), stream, props)
+        panopticon_es::bootstrap::ensure_stream(&es, &format!("{stream}-template"), stream, kind)
             .await?;
     }
 
@@ -170,12 +170,12 @@ async fn run() -> Result<()> {
         })
         .collect();
     for stream in [format!("{bare_logs}-warm"), format!("{bare_spans}-warm")] {
-        let props = if stream.starts_with("logs") {
-            panopticon_es::templates::log_properties()
+        let kind = if stream.starts_with("logs") {
+            panopticon_es::templates::StreamKind::Logs
         } else {
-            panopticon_es::templates::span_properties()
+            panopticon_es::templates::StreamKind::Spans
         };
-        panopticon_es::bootstrap::ensure_stream(&es, &format!("{stream}-template"), &stream, props)
+        panopticon_es::bootstrap::ensure_stream(&es, &format!("{stream}-template"), &stream, kind)
             .await?;
     }
     bulk_load(&es, warm, batch, parallel).await?;

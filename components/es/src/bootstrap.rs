@@ -2,7 +2,13 @@
 //!
 //! Idempotent and safe to run from several replicas at once: templates are PUT every time (so a
 //! new release's mapping reaches the next backing index), and a data stream that another replica
-//! created first is success, not an error (seed bug 29).
+//! created first is success, not an error.
+//!
+//! A data stream whose write index predates the current `labels` mapping (see
+//! [`crate::templates`]) is rolled over onto the template ([`roll_over_stale_labels`]): new
+//! documents go to a new backing index with the new mapping, older backing indices keep theirs
+//! (and their documents) until retention deletes them, and searches span both. Replicas that
+//! start at the same moment may each roll over once; the extra backing indices are empty.
 //!
 //! When the operator provisions the cluster ([`crate::provision`], with lifecycle settings in
 //! the templates), components must not overwrite its templates: they run with
@@ -14,23 +20,17 @@ use panopticon_model::config::StreamNames;
 use panopticon_model::rollup::{RollupIndices, SeriesKind};
 use serde_json::Value;
 
-use crate::client::{EsClient, EsError};
-use crate::templates;
+use crate::client::{EsClient, EsError, Flavour};
+use crate::templates::{self, StreamKind};
 
 /// Ensures the template and the data stream of the log and span streams.
 pub async fn ensure_ingest_streams(client: &EsClient, names: &StreamNames) -> Result<(), EsError> {
-    ensure_stream(
-        client,
-        &names.logs_template,
-        &names.logs,
-        templates::log_properties(),
-    )
-    .await?;
+    ensure_stream(client, &names.logs_template, &names.logs, StreamKind::Logs).await?;
     ensure_stream(
         client,
         &names.spans_template,
         &names.spans,
-        templates::span_properties(),
+        StreamKind::Spans,
     )
     .await
 }
@@ -93,29 +93,94 @@ async fn put_template(client: &EsClient, name: &str, template: &Value) -> Result
         .map(|_| ())
 }
 
-/// PUTs the index template, then creates the data stream if it does not exist.
+/// PUTs the index template of `kind` for the engine that answers, creates the data stream if
+/// it does not exist, and rolls it over when its write index has a stale `labels` mapping.
 pub async fn ensure_stream(
     client: &EsClient,
     template_name: &str,
     stream: &str,
-    properties: Value,
+    kind: StreamKind,
 ) -> Result<(), EsError> {
-    put_template(
-        client,
-        template_name,
-        &templates::template(stream, properties),
-    )
-    .await?;
+    let flavour = client.flavour().await?;
+    let template = templates::template(stream, kind.properties(flavour));
+    let created = ensure_stream_with_template(client, template_name, stream, &template).await?;
+    if !created {
+        roll_over_stale_labels(client, stream, flavour).await?;
+    }
+    Ok(())
+}
+
+/// PUTs `template` as `template_name`, then creates the data stream if it does not exist;
+/// `true` when this call created it.
+pub async fn ensure_stream_with_template(
+    client: &EsClient,
+    template_name: &str,
+    stream: &str,
+    template: &Value,
+) -> Result<bool, EsError> {
+    put_template(client, template_name, template).await?;
     let path = format!("/_data_stream/{stream}");
     let (status, body) = client.request(Method::Put, &path, None).await?;
     let already = body["error"]["type"] == "resource_already_exists_exception";
     if status.is_success() || already {
         tracing::debug!(stream, created = !already, "data stream ready");
-        return Ok(());
+        return Ok(!already);
     }
     Err(EsError::Status {
         what: format!("PUT {path}"),
         status: status.as_u16(),
         body: body.to_string(),
     })
+}
+
+/// Rolls `stream` over when its write index does not map `labels` as the current template does
+/// on `flavour` (an index created before the template changed). Returns the former write index
+/// when it rolled over. A stream that does not exist is left alone.
+pub async fn roll_over_stale_labels(
+    client: &EsClient,
+    stream: &str,
+    flavour: Flavour,
+) -> Result<Option<String>, EsError> {
+    let (status, answer) = client
+        .request(Method::Get, &format!("/_data_stream/{stream}"), None)
+        .await?;
+    if status.as_u16() == 404 {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(EsError::Status {
+            what: format!("GET /_data_stream/{stream}"),
+            status: status.as_u16(),
+            body: answer.to_string(),
+        });
+    }
+    // Backing indices are listed oldest first: the last one takes the writes.
+    let Some(write_index) = answer["data_streams"][0]["indices"]
+        .as_array()
+        .and_then(|indices| indices.last())
+        .and_then(|index| index["index_name"].as_str())
+        .map(str::to_owned)
+    else {
+        return Ok(None);
+    };
+    let mapping = client
+        .request_ok(Method::Get, &format!("/{write_index}/_mapping"), None)
+        .await?;
+    let current = &mapping[write_index.as_str()]["mappings"]["properties"]["labels"]["type"];
+    let wanted = &templates::labels_mapping(flavour)["type"];
+    if current == wanted {
+        return Ok(None);
+    }
+    client
+        .request_ok(Method::Post, &format!("/{stream}/_rollover"), None)
+        .await?;
+    tracing::info!(
+        stream,
+        old_write_index = write_index,
+        old_labels_type = current.as_str().unwrap_or("object"),
+        new_labels_type = wanted.as_str().unwrap_or_default(),
+        "rolled the data stream over onto its template's labels mapping; the old backing \
+         index keeps its documents and mapping until retention deletes it"
+    );
+    Ok(Some(write_index))
 }

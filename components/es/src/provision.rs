@@ -26,6 +26,9 @@
 //!   - No lifecycle support (OpenSearch without the ISM plugin, Elasticsearch without ILM):
 //!     [`Lifecycle::Unavailable`] with the reason. Templates and data streams are still
 //!     provisioned; retention is not enforced. Not an error.
+//! - **Existing data streams move to the current mapping.** A data stream whose write index maps
+//!   `labels` otherwise than the template is rolled over, so new documents get the current
+//!   mapping; older backing indices keep theirs until retention deletes them.
 //! - **Existing indices follow changes.** When a template is written, its dynamic settings
 //!   (`index.number_of_replicas`, `index.lifecycle.name`) are applied to the indices that already
 //!   exist under it. When an ISM policy is written, it is added to the existing indices that have
@@ -46,9 +49,9 @@ use panopticon_model::rollup::{RollupIndices, SeriesKind};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::bootstrap::rollup_template_name;
+use crate::bootstrap::{roll_over_stale_labels, rollup_template_name};
 use crate::client::{EsClient, EsError, Flavour, truncate};
-use crate::templates;
+use crate::templates::{self, StreamKind};
 
 /// `_meta.managed_by` of everything Panopticon writes.
 pub const MANAGED_BY: &str = "panopticon";
@@ -118,7 +121,7 @@ pub async fn provision(
     if let Lifecycle::Unavailable { reason } = &lifecycle {
         tracing::warn!(reason, "lifecycle management unavailable");
     }
-    let desired = desired_state(plan, &lifecycle);
+    let desired = desired_state(plan, info.flavour, &lifecycle);
     let mut changed = Vec::new();
     for policy in &desired.policies {
         match lifecycle {
@@ -131,7 +134,7 @@ pub async fn provision(
         ensure_template(client, template, &mut changed).await?;
     }
     for stream in &desired.data_streams {
-        ensure_data_stream(client, stream, &mut changed).await?;
+        ensure_data_stream(client, stream, info.flavour, &mut changed).await?;
     }
     Ok(ProvisionReport {
         flavour: info.flavour,
@@ -249,7 +252,7 @@ struct Rollover<'a> {
     max_age: &'a str,
 }
 
-fn desired_state(plan: &ProvisionPlan, lifecycle: &Lifecycle) -> DesiredState {
+fn desired_state(plan: &ProvisionPlan, flavour: Flavour, lifecycle: &Lifecycle) -> DesiredState {
     let names = &plan.streams;
     let rollover = Rollover {
         max_primary_shard_size: &plan.rollover_max_primary_shard_size,
@@ -283,12 +286,12 @@ fn desired_state(plan: &ProvisionPlan, lifecycle: &Lifecycle) -> DesiredState {
         (
             &names.logs_template,
             &names.logs,
-            templates::log_properties(),
+            StreamKind::Logs.properties(flavour),
         ),
         (
             &names.spans_template,
             &names.spans,
-            templates::span_properties(),
+            StreamKind::Spans.properties(flavour),
         ),
     ] {
         let settings = template_settings(plan.replicas, lifecycle, stream);
@@ -776,13 +779,25 @@ async fn ensure_template(
     Ok(())
 }
 
+/// Creates the data stream, or, when it exists, rolls it over if its write index predates the
+/// template's `labels` mapping.
 async fn ensure_data_stream(
     client: &EsClient,
     stream: &str,
+    flavour: Flavour,
     changed: &mut Vec<String>,
 ) -> Result<(), EsError> {
     let path = format!("/_data_stream/{stream}");
     if get_optional(client, &path).await?.is_some() {
+        if let Some(old) = roll_over_stale_labels(client, stream, flavour).await? {
+            record(
+                changed,
+                format!(
+                    "rolled data stream {stream} over onto the current labels mapping \
+                     (backing index {old} keeps the old one until retention deletes it)"
+                ),
+            );
+        }
         return Ok(());
     }
     let (status, body) = client.request(Method::Put, &path, None).await?;

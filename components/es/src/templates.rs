@@ -1,9 +1,35 @@
-//! Index templates of the data streams. Field names and types are the seed's (spec §2.3), with
-//! two changes: `labels.*` is always `keyword` (a key first seen as a number no longer rejects
-//! later strings, seed bug 9), and unknown top-level fields are kept in `_source` but not mapped
-//! (`dynamic: false`), so a stray field cannot grow the mapping.
+//! Index templates of the data streams and rollup indices.
+//!
+//! - Every field the model stores is mapped explicitly; unknown top-level fields are kept in
+//!   `_source` but not mapped (`dynamic: false`), so a stray field cannot grow the mapping.
+//! - `labels` is one field of the type each engine made for objects with arbitrary keys
+//!   ([`labels_mapping`]): OpenSearch `flat_object`, Elasticsearch `flattened`. Whatever the
+//!   keys (dotted like `db.system`, a key that is also the prefix of another such as `a` and
+//!   `a.b`, any number of distinct keys over time), a document is stored whole and the mapping
+//!   does not grow. Every value is indexed as a keyword under its key's full path, so a term
+//!   query on `labels.<key>` finds it; `_source` keeps the labels exactly as sent (flat key →
+//!   scalar), which is what the query API returns.
 
 use serde_json::{Map, Value, json};
+
+use crate::client::Flavour;
+
+/// Which data stream a template is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Logs,
+    Spans,
+}
+
+impl StreamKind {
+    /// The mapped fields of the stream on `flavour`.
+    pub fn properties(self, flavour: Flavour) -> Value {
+        match self {
+            StreamKind::Logs => log_properties(flavour),
+            StreamKind::Spans => span_properties(flavour),
+        }
+    }
+}
 
 /// Composable index template of a data stream.
 pub fn template(stream: &str, properties: Value) -> Value {
@@ -26,13 +52,6 @@ pub fn template_with_settings(
             "settings": {"index.mapping.total_fields.limit": 2000},
             "mappings": {
                 "dynamic": false,
-                "dynamic_templates": [{
-                    "labels_as_keywords": {
-                        "path_match": "labels.*",
-                        "match_mapping_type": "*",
-                        "mapping": {"type": "keyword", "ignore_above": 8191}
-                    }
-                }],
                 "properties": properties
             }
         }
@@ -52,12 +71,16 @@ fn keyword() -> Value {
     json!({"type": "keyword"})
 }
 
-fn labels() -> Value {
-    json!({"type": "object", "dynamic": true})
+/// The mapping of `labels`: one field whatever its keys (see the module docs).
+pub fn labels_mapping(flavour: Flavour) -> Value {
+    match flavour {
+        Flavour::OpenSearch => json!({"type": "flat_object"}),
+        Flavour::Elasticsearch => json!({"type": "flattened"}),
+    }
 }
 
 /// `logs-apm` fields.
-pub fn log_properties() -> Value {
+pub fn log_properties(flavour: Flavour) -> Value {
     json!({
         "@timestamp": {"type": "date"},
         "type": keyword(),
@@ -70,13 +93,13 @@ pub fn log_properties() -> Value {
         "http_method": keyword(),
         "http_path": keyword(),
         "http_status_code": {"type": "integer"},
-        "labels": labels(),
+        "labels": labels_mapping(flavour),
         "ingestedAt": {"type": "date"}
     })
 }
 
 /// `traces-apm` fields.
-pub fn span_properties() -> Value {
+pub fn span_properties(flavour: Flavour) -> Value {
     json!({
         "@timestamp": {"type": "date"},
         "type": keyword(),
@@ -93,7 +116,7 @@ pub fn span_properties() -> Value {
         "http_method": keyword(),
         "http_path": keyword(),
         "http_status_code": {"type": "integer"},
-        "labels": labels(),
+        "labels": labels_mapping(flavour),
         "ingestedAt": {"type": "date"}
     })
 }
@@ -127,8 +150,8 @@ pub fn rollup_template_with_settings(
     template
 }
 
-/// Rollup document fields: the seed's `metrics-apm` mapping (spec §2.3) plus the series kind,
-/// endpoint, overflow flag, exact min/max/sum and the sketch (kept in `_source`, not indexed).
+/// Rollup document fields: window, series kind, service, environment, endpoint, overflow flag,
+/// counts, percentiles, exact min/max/sum and the sketch (kept in `_source`, not indexed).
 pub fn rollup_properties() -> Value {
     json!({
         "@timestamp": {"type": "date"},
@@ -166,7 +189,7 @@ mod tests {
         properties.as_object().unwrap().keys().cloned().collect()
     }
 
-    /// Every field the model stores is mapped explicitly (labels dynamically).
+    /// Every field the model stores is mapped explicitly.
     #[test]
     fn every_stored_field_is_mapped() {
         let limits = Limits::default();
@@ -188,8 +211,14 @@ mod tests {
         )
         .unwrap();
         for (doc, props) in [
-            (serde_json::to_value(log).unwrap(), log_properties()),
-            (serde_json::to_value(span).unwrap(), span_properties()),
+            (
+                serde_json::to_value(log).unwrap(),
+                log_properties(Flavour::OpenSearch),
+            ),
+            (
+                serde_json::to_value(span).unwrap(),
+                span_properties(Flavour::OpenSearch),
+            ),
         ] {
             let mut stored: Vec<String> = doc.as_object().unwrap().keys().cloned().collect();
             let mut fields = mapped(&props);
@@ -223,7 +252,7 @@ mod tests {
     fn extra_settings_join_the_template_settings() {
         let mut settings = Map::new();
         settings.insert("index.number_of_replicas".to_owned(), json!(2));
-        let t = template_with_settings("logs-apm", log_properties(), &settings);
+        let t = template_with_settings("logs-apm", log_properties(Flavour::OpenSearch), &settings);
         assert_eq!(
             t["template"]["settings"],
             json!({"index.mapping.total_fields.limit": 2000, "index.number_of_replicas": 2})
@@ -235,15 +264,86 @@ mod tests {
         );
         // Without extra settings, the plain builders are unchanged.
         assert_eq!(
-            template("logs-apm", log_properties())["template"]["settings"],
+            template("logs-apm", log_properties(Flavour::OpenSearch))["template"]["settings"],
             json!({"index.mapping.total_fields.limit": 2000})
         );
     }
 
     #[test]
     fn template_targets_exactly_its_stream() {
-        let t = template("traces-apm", span_properties());
+        let t = template("traces-apm", span_properties(Flavour::OpenSearch));
         assert_eq!(t["index_patterns"], json!(["traces-apm"]));
         assert_eq!(t["data_stream"], json!({}));
+    }
+
+    /// The whole Elasticsearch template of the span stream: `labels` is `flattened`, nothing
+    /// in the mapping depends on label keys.
+    #[test]
+    fn elasticsearch_span_template_exactly() {
+        let t = template("traces-apm", span_properties(Flavour::Elasticsearch));
+        let kw = json!({"type": "keyword"});
+        assert_eq!(
+            t,
+            json!({
+                "index_patterns": ["traces-apm"],
+                "data_stream": {},
+                "priority": 500,
+                "_meta": {"managed_by": "panopticon"},
+                "template": {
+                    "settings": {"index.mapping.total_fields.limit": 2000},
+                    "mappings": {
+                        "dynamic": false,
+                        "properties": {
+                            "@timestamp": {"type": "date"},
+                            "type": kw, "service_name": kw, "environment": kw,
+                            "trace_id": kw, "span_id": kw, "parent_span_id": kw,
+                            "name": kw, "kind": kw,
+                            "duration_ms": {"type": "double"},
+                            "duration_bucket": {"type": "integer"},
+                            "status": kw, "http_method": kw, "http_path": kw,
+                            "http_status_code": {"type": "integer"},
+                            "labels": {"type": "flattened"},
+                            "ingestedAt": {"type": "date"}
+                        }
+                    }
+                }
+            })
+        );
+    }
+
+    /// The Elasticsearch log template's mapping, exactly.
+    #[test]
+    fn elasticsearch_log_mapping_exactly() {
+        let t = template("logs-apm", log_properties(Flavour::Elasticsearch));
+        let kw = json!({"type": "keyword"});
+        assert_eq!(
+            t["template"]["mappings"],
+            json!({
+                "dynamic": false,
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "type": kw, "service_name": kw, "environment": kw, "level": kw,
+                    "message": {"type": "text"},
+                    "trace_id": kw, "span_id": kw, "http_method": kw, "http_path": kw,
+                    "http_status_code": {"type": "integer"},
+                    "labels": {"type": "flattened"},
+                    "ingestedAt": {"type": "date"}
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn each_engine_gets_its_own_labels_type() {
+        for kind in [StreamKind::Logs, StreamKind::Spans] {
+            assert_eq!(
+                kind.properties(Flavour::OpenSearch)["labels"],
+                json!({"type": "flat_object"})
+            );
+            assert_eq!(
+                kind.properties(Flavour::Elasticsearch)["labels"],
+                json!({"type": "flattened"})
+            );
+        }
     }
 }

@@ -69,7 +69,7 @@ fn the_hash_is_the_sha256_of_canonical_json_whatever_the_key_order() {
 
 #[test]
 fn ilm_policy_of_a_data_stream_rolls_over_then_deletes_at_the_retention() {
-    let state = desired_state(&plan(), &Lifecycle::Ilm);
+    let state = desired_state(&plan(), Flavour::Elasticsearch, &Lifecycle::Ilm);
     let logs = &state.policies[0];
     assert_eq!(logs.id, "logs-apm-lifecycle");
     assert_eq!(logs.target, Target::DataStream("logs-apm".to_owned()));
@@ -94,7 +94,7 @@ fn ilm_policy_of_a_data_stream_rolls_over_then_deletes_at_the_retention() {
 
 #[test]
 fn ilm_policy_of_the_rollup_indices_only_deletes() {
-    let state = desired_state(&plan(), &Lifecycle::Ilm);
+    let state = desired_state(&plan(), Flavour::Elasticsearch, &Lifecycle::Ilm);
     let metrics = &state.policies[2];
     assert_eq!(metrics.id, "metrics-apm-lifecycle");
     assert_eq!(
@@ -115,7 +115,7 @@ fn ilm_policy_of_the_rollup_indices_only_deletes() {
 
 #[test]
 fn ism_policy_of_a_data_stream_rolls_over_and_attaches_by_the_stream_name() {
-    let state = desired_state(&plan(), &Lifecycle::Ism);
+    let state = desired_state(&plan(), Flavour::OpenSearch, &Lifecycle::Ism);
     let traces = &state.policies[1];
     assert_eq!(traces.id, "traces-apm-lifecycle");
     let description = "managed by panopticon: traces-apm rolls over at 50gb per primary shard \
@@ -143,7 +143,7 @@ fn ism_policy_of_a_data_stream_rolls_over_and_attaches_by_the_stream_name() {
 
 #[test]
 fn ism_policy_of_the_rollup_indices_deletes_without_rollover() {
-    let state = desired_state(&plan(), &Lifecycle::Ism);
+    let state = desired_state(&plan(), Flavour::OpenSearch, &Lifecycle::Ism);
     assert_eq!(
         without_hash(&state.policies[2].body),
         json!({"policy": {
@@ -176,7 +176,7 @@ fn the_ism_hash_is_read_back_from_the_description() {
 
 #[test]
 fn templates_carry_replicas_and_on_elasticsearch_the_ilm_policy() {
-    let ilm = desired_state(&plan(), &Lifecycle::Ilm);
+    let ilm = desired_state(&plan(), Flavour::Elasticsearch, &Lifecycle::Ilm);
     let names: Vec<&str> = ilm.templates.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(
         names,
@@ -221,12 +221,12 @@ fn templates_carry_replicas_and_on_elasticsearch_the_ilm_policy() {
         without_hash(&ilm.templates[0].body),
         templates::template_with_settings(
             "logs-apm",
-            templates::log_properties(),
+            StreamKind::Logs.properties(Flavour::Elasticsearch),
             &ilm.templates[0].settings
         )
     );
     for lifecycle in [Lifecycle::Ism, unavailable()] {
-        let state = desired_state(&plan(), &lifecycle);
+        let state = desired_state(&plan(), Flavour::OpenSearch, &lifecycle);
         assert_eq!(
             state.templates[1].body["template"]["settings"],
             json!({"index.mapping.total_fields.limit": 2000, "index.number_of_replicas": 1})
@@ -236,7 +236,7 @@ fn templates_carry_replicas_and_on_elasticsearch_the_ilm_policy() {
 
 #[test]
 fn without_lifecycle_support_there_are_no_policies_but_everything_else() {
-    let state = desired_state(&plan(), &unavailable());
+    let state = desired_state(&plan(), Flavour::OpenSearch, &unavailable());
     assert!(state.policies.is_empty());
     assert_eq!(state.templates.len(), 4);
     assert_eq!(state.data_streams, ["logs-apm", "traces-apm"]);
@@ -245,12 +245,13 @@ fn without_lifecycle_support_there_are_no_policies_but_everything_else() {
 #[test]
 fn a_retention_change_changes_one_policy_hash_and_no_template_hash() {
     for lifecycle in [Lifecycle::Ilm, Lifecycle::Ism] {
-        let before = desired_state(&plan(), &lifecycle);
+        let before = desired_state(&plan(), Flavour::OpenSearch, &lifecycle);
         let after = desired_state(
             &ProvisionPlan {
                 logs_retention: "30d".to_owned(),
                 ..plan()
             },
+            Flavour::OpenSearch,
             &lifecycle,
         );
         let policies_changed: Vec<bool> = before
@@ -272,12 +273,13 @@ fn a_retention_change_changes_one_policy_hash_and_no_template_hash() {
 
 #[test]
 fn a_replicas_change_changes_every_template_hash_and_no_policy_hash() {
-    let before = desired_state(&plan(), &Lifecycle::Ilm);
+    let before = desired_state(&plan(), Flavour::Elasticsearch, &Lifecycle::Ilm);
     let after = desired_state(
         &ProvisionPlan {
             replicas: 2,
             ..plan()
         },
+        Flavour::Elasticsearch,
         &Lifecycle::Ilm,
     );
     assert!(
@@ -346,6 +348,8 @@ struct Fake {
     streams: BTreeMap<String, Vec<String>>,
     /// index → ISM policy id
     managed: BTreeMap<String, String>,
+    /// backing index → its `labels` mapping
+    labels: BTreeMap<String, Value>,
     /// (method, path with query, body) of every request
     log: Vec<(String, String, Value)>,
 }
@@ -361,13 +365,32 @@ impl Fake {
             ism: BTreeMap::new(),
             streams: BTreeMap::new(),
             managed: BTreeMap::new(),
+            labels: BTreeMap::new(),
             log: Vec::new(),
         }
     }
 
+    /// A data stream created before Panopticon mapped `labels` as one field: its backing
+    /// index has them as a dynamic object.
     fn add_stream(&mut self, name: &str) {
-        self.streams
-            .insert(name.to_owned(), vec![format!(".ds-{name}-000001")]);
+        let index = format!(".ds-{name}-000001");
+        self.labels
+            .insert(index.clone(), json!({"dynamic": "true"}));
+        self.streams.insert(name.to_owned(), vec![index]);
+    }
+
+    /// A new backing index of `stream`, mapped by the template that matches it.
+    fn new_backing_index(&mut self, stream: &str) {
+        let indices = self.streams.entry(stream.to_owned()).or_default();
+        let index = format!(".ds-{stream}-{:06}", indices.len() + 1);
+        indices.push(index.clone());
+        let labels = self
+            .templates
+            .values()
+            .find(|t| t["index_patterns"][0] == stream)
+            .map(|t| t["template"]["mappings"]["properties"]["labels"].clone())
+            .unwrap_or(Value::Null);
+        self.labels.insert(index, labels);
     }
 
     fn writes(&self) -> Vec<String> {
@@ -515,13 +538,24 @@ impl Fake {
                     json!({"error": {"type": "resource_already_exists_exception"}}),
                 ),
                 "PUT" => {
-                    self.add_stream(name);
+                    self.new_backing_index(name);
                     ok
                 }
                 _ => match self.streams.remove(*name) {
                     Some(_) => ok,
                     None => not_found,
                 },
+            },
+            ("POST", [stream, "_rollover"]) if self.streams.contains_key(*stream) => {
+                self.new_backing_index(stream);
+                (200, json!({"acknowledged": true, "rolled_over": true}))
+            }
+            ("GET", [index, "_mapping"]) => match self.labels.get(*index) {
+                Some(labels) => (
+                    200,
+                    json!({*index: {"mappings": {"properties": {"labels": labels}}}}),
+                ),
+                None => not_found,
             },
             ("GET", ["_cat", "indices", _]) => (200, json!([])),
             ("PUT", [_, "_settings"]) => ok,
@@ -629,7 +663,7 @@ async fn elasticsearch_gets_ilm_policies_named_by_its_templates_and_a_second_run
     );
     {
         let f = fake.lock().unwrap();
-        let expected = desired_state(&plan(), &Lifecycle::Ilm);
+        let expected = desired_state(&plan(), Flavour::Elasticsearch, &Lifecycle::Ilm);
         assert_eq!(
             f.ilm["logs-apm-lifecycle"],
             expected.policies[0].body["policy"]
@@ -715,13 +749,25 @@ async fn opensearch_ism_updates_carry_the_sequence_number_and_reach_existing_ind
             "created index template traces-apm-template",
             "created index template metrics-apm-template",
             "created index template metrics-apm-endpoints-template",
+            "rolled data stream logs-apm over onto the current labels mapping (backing index \
+             .ds-logs-apm-000001 keeps the old one until retention deletes it)",
             "created data stream traces-apm",
         ])
     );
-    assert_eq!(
-        fake.lock().unwrap().managed[".ds-logs-apm-000001"],
-        "logs-apm-lifecycle"
-    );
+    {
+        let f = fake.lock().unwrap();
+        assert_eq!(f.managed[".ds-logs-apm-000001"], "logs-apm-lifecycle");
+        // The old backing index keeps its mapping; the new write index has the template's.
+        assert_eq!(f.streams["logs-apm"].len(), 2);
+        assert_eq!(
+            f.labels[".ds-logs-apm-000002"],
+            json!({"type": "flat_object"})
+        );
+        assert_eq!(
+            f.labels[".ds-traces-apm-000001"],
+            json!({"type": "flat_object"})
+        );
+    }
     assert_eq!(
         provision(&client, &plan()).await.unwrap().changed,
         Vec::<String>::new()

@@ -64,14 +64,14 @@ impl World {
             &world.es,
             &streams.spans_template,
             &streams.spans,
-            panopticon_es::templates::span_properties(),
+            panopticon_es::templates::StreamKind::Spans,
         )
         .await?;
         panopticon_es::bootstrap::ensure_stream(
             &world.es,
             &streams.logs_template,
             &streams.logs,
-            panopticon_es::templates::log_properties(),
+            panopticon_es::templates::StreamKind::Logs,
         )
         .await?;
         panopticon_es::bootstrap::ensure_rollup_templates(&world.es, streams).await?;

@@ -47,7 +47,7 @@ impl Fixture {
             &es,
             &config.streams.spans_template,
             &spans,
-            panopticon_es::templates::span_properties(),
+            panopticon_es::templates::StreamKind::Spans,
         )
         .await?;
         panopticon_es::bootstrap::ensure_rollup_templates(&es, &config.streams).await?;
