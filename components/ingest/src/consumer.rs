@@ -159,7 +159,6 @@ struct State {
     paused: bool,
     consumed: u64,
     consumed_at_last_log: u64,
-    dead_since_log: u64,
 }
 
 impl Consumer {
@@ -209,18 +208,21 @@ impl Consumer {
                     self.maybe_resume(&mut state);
                     if last_log.elapsed() >= throughput_every {
                         let n = state.consumed - state.consumed_at_last_log;
+                        // Dead letters of every stage: invalid events (decode) and documents
+                        // the engine refused (index), summarised here instead of a line each.
+                        let dead = self.metrics.dead_letter_tally.take();
+                        let dead_lettered: u64 = dead.iter().map(|d| d.count).sum();
                         tracing::info!(records = n, per_second = (n as f64 / last_log.elapsed().as_secs_f64()) as u64,
-                            dead_lettered = state.dead_since_log,
+                            dead_lettered,
                             inflight_events = state.inflight_events, inflight_bytes = state.inflight_bytes,
                             paused = state.paused, "stream throughput");
-                        // Invalid input is summarised here (and counted by reason in /metrics)
-                        // instead of a line per event.
-                        if state.dead_since_log > 0 {
-                            tracing::warn!(events = state.dead_since_log, topic = %self.config.dlq_topic,
-                                "events were dead-lettered since the last report; see the reason headers");
+                        for d in dead {
+                            tracing::warn!(stage = d.stage, reason = %d.reason, events = d.count,
+                                sample_topic = %d.topic, sample_partition = d.partition, sample_offset = d.offset,
+                                dlq_topic = %self.config.dlq_topic,
+                                "events were dead-lettered since the last report; the dead-letter records carry the full reason");
                         }
                         state.consumed_at_last_log = state.consumed;
-                        state.dead_since_log = 0;
                         last_log = Instant::now();
                     }
                 }
@@ -293,7 +295,6 @@ impl Consumer {
                 producer.forward(&forward, &abandon).await
             });
         }
-        state.dead_since_log += work.dead.len() as u64;
         for dead in work.dead {
             let len = dead.payload.len();
             bytes += len;
@@ -304,6 +305,13 @@ impl Consumer {
                     reason: dead.code.clone(),
                 })
                 .inc();
+            self.metrics.dead_letter_tally.record(
+                dead.stage.as_str(),
+                &dead.code,
+                topic,
+                key.partition,
+                offset,
+            );
             tracing::debug!(topic, partition = key.partition, offset, reason = %dead.reason, "dead-lettering an event");
             let source_key = key.clone();
             self.spawn_part(&key, offset, len, move |producer, abandon| async move {

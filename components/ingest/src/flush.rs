@@ -242,9 +242,16 @@ impl Flusher {
             .dead_lettered
             .get_or_create(&ReasonLabel {
                 stage: Stage::Index.as_str(),
-                reason: code,
+                reason: code.clone(),
             })
             .inc();
+        self.metrics.dead_letter_tally.record(
+            Stage::Index.as_str(),
+            &code,
+            &entry.key.topic,
+            entry.key.partition,
+            entry.offset,
+        );
         Ok(())
     }
 }

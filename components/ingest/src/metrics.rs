@@ -45,6 +45,59 @@ pub struct Metrics {
     pub paused: Gauge,
     pub consumer_lag: Family<PartitionLabel, Gauge>,
     pub commits: Counter,
+    /// The dead letters since the last throughput log line, of every stage (not exported).
+    pub dead_letter_tally: std::sync::Arc<DeadLetterTally>,
+}
+
+/// Dead letters counted by stage and reason code between two throughput log lines, each with
+/// the first record it came from, so the log names what happened and where to look without
+/// Prometheus.
+#[derive(Debug, Default)]
+pub struct DeadLetterTally {
+    by_reason:
+        std::sync::Mutex<std::collections::BTreeMap<(&'static str, String), DeadLetterSummary>>,
+}
+
+/// Dead letters of one stage and reason code, and the first record that produced one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterSummary {
+    pub stage: &'static str,
+    pub reason: String,
+    pub count: u64,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl DeadLetterTally {
+    /// Counts one dead letter of `stage`/`reason` from the record at `topic/partition/offset`.
+    pub fn record(
+        &self,
+        stage: &'static str,
+        reason: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) {
+        let mut by_reason = self.by_reason.lock().unwrap_or_else(|e| e.into_inner());
+        by_reason
+            .entry((stage, reason.to_owned()))
+            .or_insert_with(|| DeadLetterSummary {
+                stage,
+                reason: reason.to_owned(),
+                count: 0,
+                topic: topic.to_owned(),
+                partition,
+                offset,
+            })
+            .count += 1;
+    }
+
+    /// The summaries since the last call, and a fresh start.
+    pub fn take(&self) -> Vec<DeadLetterSummary> {
+        let mut by_reason = self.by_reason.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *by_reason).into_values().collect()
+    }
 }
 
 impl Metrics {
@@ -66,6 +119,7 @@ impl Metrics {
             paused: Gauge::default(),
             consumer_lag: Family::default(),
             commits: Counter::default(),
+            dead_letter_tally: std::sync::Arc::default(),
         };
         let r = registry.sub_registry_with_prefix("panopticon_ingest");
         r.register("records_consumed", "Kafka records read", m.consumed.clone());
@@ -145,5 +199,43 @@ impl Metrics {
             m.commits.clone(),
         );
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_counts_every_stage_by_reason_keeps_the_first_sample_and_restarts() {
+        let tally = DeadLetterTally::default();
+        tally.record("decode", "missing", "apm.spans", 0, 7);
+        tally.record("index", "mapper_parsing_exception", "apm.spans", 2, 40);
+        tally.record("index", "mapper_parsing_exception", "apm.spans", 1, 41);
+        tally.record("decode", "missing", "apm.logs", 1, 3);
+        let summaries = tally.take();
+        assert_eq!(
+            summaries,
+            [
+                DeadLetterSummary {
+                    stage: "decode",
+                    reason: "missing".to_owned(),
+                    count: 2,
+                    topic: "apm.spans".to_owned(),
+                    partition: 0,
+                    offset: 7
+                },
+                DeadLetterSummary {
+                    stage: "index",
+                    reason: "mapper_parsing_exception".to_owned(),
+                    count: 2,
+                    topic: "apm.spans".to_owned(),
+                    partition: 2,
+                    offset: 40
+                },
+            ]
+        );
+        assert_eq!(summaries.iter().map(|s| s.count).sum::<u64>(), 4);
+        assert!(tally.take().is_empty());
     }
 }
