@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
-use panopticon_e2e::ingest::{count_docs, count_matching, http_get, wait_until};
+use panopticon_e2e::ingest::{count_docs, count_matching, free_port, http_get, wait_until};
 use panopticon_e2e::live::NodeClient;
 use panopticon_e2e::process::Component;
 use serde_json::{Value, json};
@@ -228,13 +228,6 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
             .context("rendered configuration")?;
         rendered.insert(component, data.into_iter().collect());
     }
-    let var = |component: &str, name: &str| -> Result<String> {
-        rendered[component]
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .with_context(|| format!("{name} not rendered for {component}"))
-    };
     let mut forwards = Vec::new();
     let (query_url, alert_url) = if kind {
         for service in ["apm-query", "apm-alert"] {
@@ -245,17 +238,26 @@ async fn install_ingest_query_alert_autoscale_roll_and_clean_up() -> Result<()> 
             format!("ws://127.0.0.1:{}", forwards[1].local_port),
         )
     } else {
+        // Everything as rendered but the listen port: the rendered ports (`PORT`,
+        // `ERROR_STREAM_PORT`) may be held by another program on this machine, such as the demo.
         let panopticon = binary("panopticon")?;
-        for component in ["rollup", "query", "alert"] {
+        let query_addr = format!("127.0.0.1:{}", free_port()?);
+        let alert_addr = format!("127.0.0.1:{}", free_port()?);
+        for (component, listen) in [
+            ("rollup", None),
+            ("query", Some(&query_addr)),
+            ("alert", Some(&alert_addr)),
+        ] {
             let name = format!("e2e-{component}");
-            processes.0.push(
-                Component::start(&panopticon, &[component], &rendered[component], &name).await?,
-            );
+            let mut args = vec![component];
+            if let Some(addr) = listen {
+                args.extend(["--listen", addr.as_str()]);
+            }
+            processes
+                .0
+                .push(Component::start(&panopticon, &args, &rendered[component], &name).await?);
         }
-        (
-            format!("http://127.0.0.1:{}", var("query", "PORT")?),
-            format!("ws://127.0.0.1:{}", var("alert", "ERROR_STREAM_PORT")?),
-        )
+        (format!("http://{query_addr}"), format!("ws://{alert_addr}"))
     };
     // The dashboard's Socket.IO client, connected before any error exists.
     let mut dashboard = NodeClient::start(&alert_url, &json!({}))?;

@@ -87,6 +87,8 @@ pub struct Gate {
     max_clients: usize,
     connected: Arc<AtomicUsize>,
     metrics: Metrics,
+    /// Refused origins are logged at most once per interval.
+    origin_log: panopticon_common::throttle::Throttle,
 }
 
 impl Gate {
@@ -96,6 +98,9 @@ impl Gate {
             max_clients,
             connected: Arc::new(AtomicUsize::new(0)),
             metrics,
+            origin_log: panopticon_common::throttle::Throttle::new(std::time::Duration::from_secs(
+                10,
+            )),
         }
     }
 
@@ -140,8 +145,20 @@ impl Gate {
     }
 
     /// Counts a refusal decided elsewhere (origin, parameters).
+    /// A refused origin is also logged (at most once per 10 s), since the browser shows only
+    /// "websocket error" and the 403's message never reaches the user.
     pub fn refused(&self, refused: &Refused) {
         self.metrics.reject(refused.reason());
+        if let Refused::Origin(origin) = refused
+            && self.origin_log.allow()
+        {
+            tracing::warn!(
+                origin,
+                "refused a connection from an origin that is not allowed; add it to \
+                 ERROR_STREAM_WS_ORIGINS (comma-separated) to let its dashboards connect \
+                 (further refusals within 10 s are counted, not logged)"
+            );
+        }
     }
 
     pub fn connected(&self) -> usize {

@@ -175,6 +175,16 @@ pub async fn run(
     }
     if config.cors_allowed_origins.iter().any(|o| o == "*") {
         tracing::warn!("CORS_ALLOWED_ORIGINS=*: any web origin may read this API");
+    } else if config.cors_allowed_origins.is_empty() {
+        tracing::info!(
+            "CORS is off: a dashboard served from another origin cannot read this API (set \
+             CORS_ALLOWED_ORIGINS to a comma-separated list of origins, or * for any)"
+        );
+    } else {
+        tracing::info!(
+            origins = ?config.cors_allowed_origins,
+            "CORS allows these origins (CORS_ALLOWED_ORIGINS)"
+        );
     }
     let listen = options
         .listen
