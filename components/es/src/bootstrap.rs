@@ -105,7 +105,7 @@ pub async fn ensure_stream(
     let template = templates::template(stream, kind.properties(flavour));
     let created = ensure_stream_with_template(client, template_name, stream, &template).await?;
     if !created {
-        roll_over_stale_labels(client, stream, flavour).await?;
+        roll_over_stale_labels(client, stream, template_name, flavour).await?;
     }
     Ok(())
 }
@@ -135,10 +135,13 @@ pub async fn ensure_stream_with_template(
 
 /// Rolls `stream` over when its write index does not map `labels` as the current template does
 /// on `flavour` (an index created before the template changed). Returns the former write index
-/// when it rolled over. A stream that does not exist is left alone.
+/// when it rolled over. A stream that does not exist is left alone, and so is one that another
+/// index template than `template_name` governs (a rollover would not change its mapping): that
+/// is logged as a warning.
 pub async fn roll_over_stale_labels(
     client: &EsClient,
     stream: &str,
+    template_name: &str,
     flavour: Flavour,
 ) -> Result<Option<String>, EsError> {
     let (status, answer) = client
@@ -169,6 +172,20 @@ pub async fn roll_over_stale_labels(
     let current = &mapping[write_index.as_str()]["mappings"]["properties"]["labels"]["type"];
     let wanted = &templates::labels_mapping(flavour)["type"];
     if current == wanted {
+        return Ok(None);
+    }
+    let governing = answer["data_streams"][0]["template"]
+        .as_str()
+        .unwrap_or_default();
+    if governing != template_name {
+        tracing::warn!(
+            stream,
+            template = governing,
+            expected_template = template_name,
+            labels_type = current.as_str().unwrap_or("object"),
+            "the data stream follows another index template, whose labels mapping may refuse \
+             dotted or conflicting label keys; not rolling it over"
+        );
         return Ok(None);
     }
     client

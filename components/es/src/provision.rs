@@ -133,8 +133,8 @@ pub async fn provision(
     for template in &desired.templates {
         ensure_template(client, template, &mut changed).await?;
     }
-    for stream in &desired.data_streams {
-        ensure_data_stream(client, stream, info.flavour, &mut changed).await?;
+    for (stream, template) in &desired.data_streams {
+        ensure_data_stream(client, stream, template, info.flavour, &mut changed).await?;
     }
     Ok(ProvisionReport {
         flavour: info.flavour,
@@ -243,7 +243,8 @@ struct DesiredState {
     /// Empty when lifecycle management is unavailable.
     policies: Vec<PolicySpec>,
     templates: Vec<TemplateSpec>,
-    data_streams: Vec<String>,
+    /// Each data stream, with the name of the index template that governs it.
+    data_streams: Vec<(String, String)>,
 }
 
 /// Rollover conditions of the data streams.
@@ -325,7 +326,10 @@ fn desired_state(plan: &ProvisionPlan, flavour: Flavour, lifecycle: &Lifecycle) 
     DesiredState {
         policies,
         templates,
-        data_streams: vec![names.logs.clone(), names.spans.clone()],
+        data_streams: vec![
+            (names.logs.clone(), names.logs_template.clone()),
+            (names.spans.clone(), names.spans_template.clone()),
+        ],
     }
 }
 
@@ -784,12 +788,13 @@ async fn ensure_template(
 async fn ensure_data_stream(
     client: &EsClient,
     stream: &str,
+    template: &str,
     flavour: Flavour,
     changed: &mut Vec<String>,
 ) -> Result<(), EsError> {
     let path = format!("/_data_stream/{stream}");
     if get_optional(client, &path).await?.is_some() {
-        if let Some(old) = roll_over_stale_labels(client, stream, flavour).await? {
+        if let Some(old) = roll_over_stale_labels(client, stream, template, flavour).await? {
             record(
                 changed,
                 format!(

@@ -331,7 +331,7 @@ async fn an_old_data_stream_rolls_over_onto_the_new_mapping_and_keeps_its_docume
         .await
         .unwrap();
     assert_eq!(
-        roll_over_stale_labels(&es, &stream, Flavour::OpenSearch)
+        roll_over_stale_labels(&es, &stream, &template_name, Flavour::OpenSearch)
             .await
             .unwrap(),
         None,

@@ -239,7 +239,13 @@ fn without_lifecycle_support_there_are_no_policies_but_everything_else() {
     let state = desired_state(&plan(), Flavour::OpenSearch, &unavailable());
     assert!(state.policies.is_empty());
     assert_eq!(state.templates.len(), 4);
-    assert_eq!(state.data_streams, ["logs-apm", "traces-apm"]);
+    assert_eq!(
+        state.data_streams,
+        [
+            ("logs-apm".to_owned(), "logs-apm-template".to_owned()),
+            ("traces-apm".to_owned(), "traces-apm-template".to_owned())
+        ]
+    );
 }
 
 #[test]
@@ -526,9 +532,15 @@ impl Fake {
                     Some(indices) => {
                         let indices: Vec<Value> =
                             indices.iter().map(|i| json!({"index_name": i})).collect();
+                        let template = self
+                            .templates
+                            .iter()
+                            .find(|(_, t)| t["index_patterns"][0] == *name)
+                            .map(|(template, _)| template.clone());
                         (
                             200,
-                            json!({"data_streams": [{"name": name, "indices": indices}]}),
+                            json!({"data_streams": [{"name": name, "indices": indices,
+                                "template": template}]}),
                         )
                     }
                     None => not_found,
