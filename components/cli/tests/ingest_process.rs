@@ -132,3 +132,88 @@ async fn sigterm_with_a_full_buffer_flushes_and_commits_everything_before_exit()
     );
     Ok(())
 }
+
+/// Dead letters of both stages reach the log, not only /metrics: the throughput line counts
+/// them, and a WARN per stage and reason names the reason code, the count and a sample record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_every_stage_are_counted_and_named_in_the_log() -> Result<()> {
+    use panopticon_e2e::ingest::http;
+    let mut fixture = IngestFixture::create("dead-log", 1).await?;
+    fixture.set("STREAM_THROUGHPUT_MIN_INTERVAL_MS", "100");
+    // A stricter template than Panopticon's takes the logs stream: `labels.n` is an integer,
+    // so a string there is refused at index time.
+    let base = panopticon_e2e::elasticsearch_url();
+    let template = serde_json::json!({"index_patterns": [fixture.logs_stream], "data_stream": {},
+        "priority": 900, "template": {"mappings": {"properties": {"@timestamp": {"type": "date"},
+        "labels": {"properties": {"n": {"type": "integer"}}}}}}});
+    let url = format!("{base}/_index_template/strict-{}", fixture.logs_stream);
+    let (status, body) = http("PUT", &url, Some(&template.to_string())).await?;
+    anyhow::ensure!(status == 200, "PUT {url}: {status} {body}");
+    let url = format!("{base}/_data_stream/{}", fixture.logs_stream);
+    let (status, body) = http("PUT", &url, None).await?;
+    anyhow::ensure!(status == 200, "PUT {url}: {status} {body}");
+    let event = |n: &str| {
+        serde_json::json!({"service_name": "s", "environment": "e", "level": "INFO",
+            "message": "m", "labels": {"n": n}})
+        .to_string()
+        .into_bytes()
+    };
+    let records = vec![
+        event("1"),
+        event("not a number"), // offset 1: refused by the engine
+        b"{not json".to_vec(), // offset 2: invalid input
+        event("3"),
+    ];
+    kafka::produce(&kafka::producer()?, &fixture.logs_topic, &records).await?;
+    let env = fixture.env();
+    let ingest = Component::start(binary(), &["ingest"], &env, "ingest-dead-log").await?;
+    wait_exact(&fixture.logs_stream, 2).await?;
+    let log = || without_ansi(&std::fs::read_to_string(&ingest.log).unwrap_or_default());
+    let has_warn = |text: &str, stage: &str, reason: &str, offset: u32| {
+        text.lines().any(|line| {
+            line.contains("WARN")
+                && line.contains("dead-lettered since the last report")
+                && line.contains(&format!("stage=\"{stage}\""))
+                && line.contains(&format!("reason={reason}"))
+                && line.contains("events=1")
+                && line.contains(&format!("sample_offset={offset}"))
+        })
+    };
+    wait_until("both dead-letter warnings in the log", WAIT, || async {
+        let text = log();
+        Ok(has_warn(&text, "index", "mapper_parsing_exception", 1)
+            && has_warn(&text, "decode", "invalid_json", 2))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", ingest.log_tail()))?;
+    // The throughput lines count both.
+    let counted: u64 = log()
+        .lines()
+        .filter(|line| line.contains("stream throughput"))
+        .filter_map(|line| {
+            let at = line.find("dead_lettered=")? + "dead_lettered=".len();
+            line[at..].split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert_eq!(counted, 2, "{}", ingest.log_tail());
+    Ok(())
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`), as the plain log format may colour
+/// field names.
+fn without_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
