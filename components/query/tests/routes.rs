@@ -740,3 +740,60 @@ async fn raw_count(world: &common::World, start: i64) -> u64 {
         .expect("count");
     answer["count"].as_u64().expect("a count")
 }
+
+/// Labels with the keys real traffic uses (dotted, prefix-conflicting, unicode) come back from
+/// the trace route exactly as sent: flat keys, scalar values.
+#[tokio::test]
+async fn a_trace_returns_dotted_and_conflicting_labels_flat() {
+    let world = common::World::create("q-labels").await.unwrap();
+    let at = common::past_hour() + 5 * MIN;
+    let mut root = common::span(
+        "checkout",
+        "prod",
+        "GET /orders",
+        "SERVER",
+        false,
+        12.0,
+        at,
+        "trace-l",
+        "root",
+        None,
+    );
+    root["labels"] = json!({"http.request.method": "GET", "http": "1.1", "k8s.pod.name": "c-1"});
+    let mut client = common::span(
+        "checkout",
+        "prod",
+        "SELECT orders",
+        "CLIENT",
+        false,
+        3.0,
+        at + 1,
+        "trace-l",
+        "db",
+        Some("root"),
+    );
+    client["labels"] = json!({"db.system": "postgresql", "db": "orders", "db.rows": 3,
+        "peer.service": "postgres", "ключ.名前": "ünï ✓"});
+    world.index_spans(&[root, client.clone()]).await.unwrap();
+    world
+        .index_logs(&[json!({"timestamp": at + 2, "service_name": "checkout",
+            "environment": "prod", "level": "ERROR", "message": "slow query",
+            "trace_id": "trace-l", "span_id": "db",
+            "labels": {"exception.type": "Timeout", "exception": "yes"}})])
+        .await
+        .unwrap();
+    let api = world.api(&[]).unwrap();
+    let body = api.ok("/query/traces/trace-l").await;
+    let spans = body["spans"].as_array().unwrap();
+    let db = spans.iter().find(|s| s["span_id"] == "db").unwrap();
+    assert_eq!(db["labels"], client["labels"]);
+    let root = spans.iter().find(|s| s["span_id"] == "root").unwrap();
+    assert_eq!(
+        root["labels"],
+        json!({"http.request.method": "GET", "http": "1.1", "k8s.pod.name": "c-1"})
+    );
+    assert_eq!(
+        body["logs"][0]["labels"],
+        json!({"exception.type": "Timeout", "exception": "yes"})
+    );
+}
