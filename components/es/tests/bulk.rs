@@ -2,17 +2,11 @@
 //! stored documents (and a replayed duplicate) pass; a document the engine refuses is an error
 //! with its status and reason.
 
-use panopticon_es::bulk::{BulkBody, send_all_stored};
-use panopticon_es::{EsClient, EsError, EsSecrets};
-use panopticon_model::config::{ElasticsearchConfig, EnvSource};
+mod common;
 
-fn client() -> EsClient {
-    let node = panopticon_e2e::elasticsearch_url();
-    let config =
-        ElasticsearchConfig::from_env(&EnvSource::from_pairs(&[("ELASTICSEARCH_NODE", &node)]))
-            .expect("the node URL is valid");
-    EsClient::new(&config, &EsSecrets::default()).expect("a plain client builds")
-}
+use common::client;
+use panopticon_es::EsError;
+use panopticon_es::bulk::{BulkBody, send_all_stored};
 
 #[tokio::test]
 async fn every_document_stored_or_the_first_refusal_named() {

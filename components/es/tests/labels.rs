@@ -5,25 +5,19 @@
 //! dotted key finds its documents, `_source` gives the labels back flat, and a data stream made
 //! with the old dynamic mapping is rolled over onto the new one without losing a document.
 
+mod common;
+
 use chrono::Utc;
+use common::client;
 use elasticsearch::http::Method;
 use panopticon_es::bootstrap::{
     ensure_stream, ensure_stream_with_template, roll_over_stale_labels,
 };
 use panopticon_es::bulk::{BulkBody, send_all_stored};
 use panopticon_es::templates::{self, StreamKind};
-use panopticon_es::{EsClient, EsSecrets, Flavour};
-use panopticon_model::config::{ElasticsearchConfig, EnvSource};
+use panopticon_es::{EsClient, Flavour};
 use panopticon_model::{DecodeContext, Limits, decode_span, ids};
 use serde_json::{Value, json};
-
-fn client() -> EsClient {
-    let node = panopticon_e2e::elasticsearch_url();
-    let config =
-        ElasticsearchConfig::from_env(&EnvSource::from_pairs(&[("ELASTICSEARCH_NODE", &node)]))
-            .expect("the node URL is valid");
-    EsClient::new(&config, &EsSecrets::default()).expect("a plain client builds")
-}
 
 /// A span event with `labels`, as a service sends it.
 fn span(trace: &str, id: usize, labels: Value) -> Value {
