@@ -161,3 +161,44 @@ pub async fn read_all(
     }
     Ok(out)
 }
+
+/// Offsets of one topic summed over its partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicProgress {
+    /// Records the topic holds (high minus low watermarks).
+    pub records: i64,
+    /// Records not yet committed by the group (high watermark minus committed offset; a
+    /// partition the group never committed counts whole).
+    pub lag: i64,
+}
+
+/// How far `group` has committed through `topic`.
+pub fn progress(topic: &str, group: &str) -> Result<TopicProgress> {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::{Offset, TopicPartitionList};
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = config().set("group.id", group).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
+    let mut list = TopicPartitionList::new();
+    for p in &partitions {
+        list.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(list, timeout)?;
+    let mut progress = TopicProgress { records: 0, lag: 0 };
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        let done = match committed.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o.clamp(low, high),
+            _ => low,
+        };
+        progress.records += high - low;
+        progress.lag += high - done;
+    }
+    Ok(progress)
+}

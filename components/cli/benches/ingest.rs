@@ -1,14 +1,19 @@
-//! Ingest throughput against a bare bulk loader, side by side on the same OpenSearch.
+//! Ingest throughput against a bare bulk loader, side by side on the same OpenSearch, and
+//! ingest's throughput under the previous `labels` mapping beside the current one.
 //!
-//! 1. Generates N realistic events (default 1 000 000; `PANOPTICON_BENCH_EVENTS`), shaped like
-//!    the seed's load scripts, and preloads them into Kafka.
+//! 1. Generates N realistic events (default 1 000 000; `PANOPTICON_BENCH_EVENTS`; CLIENT spans
+//!    carry dotted OpenTelemetry label keys) and preloads them into Kafka.
 //! 2. Warms OpenSearch up with a short bulk load.
-//! 3. (a) Runs `panopticon ingest` (release build) on the topics until every document is
-//!    indexed; measures wall time, the process's CPU time and peak RSS.
+//! 3. (a0) Runs `panopticon ingest` (release build) on the topics into data streams created
+//!    with the previous labels mapping (keys mapped dynamically as keywords), then (a) a fresh
+//!    consumer group into streams with the current one (`flat_object`), each until every
+//!    document is indexed; measures wall time, the process's CPU time and peak RSS. (a) runs
+//!    second, so it bears any merging OpenSearch still does for (a0).
 //! 4. (b) Sends the very same documents (same ids) with the same batch size and concurrency
 //!    straight to OpenSearch: no Kafka, no validation, no offsets.
-//! 5. Prints events/s of both, the ratio (goal ≥ 0.9), CPU µs per event (goal ≤ 10), RSS,
-//!    and the cores each server used in each phase.
+//! 5. Prints events/s of each, the ratios (a / b, goal ≥ 0.9; a / a0, goal ≥ 0.95: the new
+//!    mapping costs nothing that matters), CPU µs per event (goal ≤ 10), RSS, and the cores
+//!    each server used in each phase.
 //!
 //! `PANOPTICON_BENCH_PIN=1` gives OpenSearch a core of its own (the rest shares the other), so
 //! that ingest's CPU does not come out of OpenSearch's: the set-up of a real cluster.
@@ -29,7 +34,8 @@ use panopticon_e2e::ingest::{IngestFixture, count_docs, metric, wait_until};
 use panopticon_e2e::process::{Component, cpu_and_peak_rss};
 use panopticon_e2e::{kafka, workload};
 use panopticon_es::bulk::{BulkBody, parse_response};
-use panopticon_es::{EsClient, EsSecrets};
+use panopticon_es::templates::{self, StreamKind};
+use panopticon_es::{EsClient, EsSecrets, Flavour, bootstrap};
 use panopticon_model::config::{ElasticsearchConfig, EnvSource};
 use panopticon_model::ids::{self, LogOrigin};
 use panopticon_model::{DecodeContext, Limits, decode_log, decode_span};
@@ -152,11 +158,10 @@ async fn run() -> Result<()> {
     )]))?;
     let es = EsClient::new(&es_config, &EsSecrets::default())?;
     for (stream, kind) in [
-        (&bare_logs, panopticon_es::templates::StreamKind::Logs),
-        (&bare_spans, panopticon_es::templates::StreamKind::Spans),
+        (&bare_logs, StreamKind::Logs),
+        (&bare_spans, StreamKind::Spans),
     ] {
-        panopticon_es::bootstrap::ensure_stream(&es, &format!("{stream}-template"), stream, kind)
-            .await?;
+        bootstrap::ensure_stream(&es, &format!("{stream}-template"), stream, kind).await?;
     }
 
     // Warm-up: JIT and caches of OpenSearch, on other streams.
@@ -171,12 +176,11 @@ async fn run() -> Result<()> {
         .collect();
     for stream in [format!("{bare_logs}-warm"), format!("{bare_spans}-warm")] {
         let kind = if stream.starts_with("logs") {
-            panopticon_es::templates::StreamKind::Logs
+            StreamKind::Logs
         } else {
-            panopticon_es::templates::StreamKind::Spans
+            StreamKind::Spans
         };
-        panopticon_es::bootstrap::ensure_stream(&es, &format!("{stream}-template"), &stream, kind)
-            .await?;
+        bootstrap::ensure_stream(&es, &format!("{stream}-template"), &stream, kind).await?;
     }
     bulk_load(&es, warm, batch, parallel).await?;
 
@@ -203,38 +207,34 @@ async fn run() -> Result<()> {
         taskset(std::process::id(), "1")?;
         println!("pinned: OpenSearch on core 0; Kafka, loaders and ingest on core 1");
     }
-    let (kafka_0, os_0) = (server_cpu("kafka"), server_cpu("opensearch"));
 
-    // (a) ingest, as a release process.
-    let binary = Path::new(env!("CARGO_BIN_EXE_panopticon"));
-    let mut ingest = Component::start(binary, &["ingest"], &fixture.env(), "bench-ingest").await?;
-    let mut t0 = None;
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
-        let m = ingest.metrics().await?;
-        if t0.is_none() && metric(&m, "panopticon_ingest_records_consumed_total") > 0.0 {
-            t0 = Some(Instant::now());
-        }
-        if metric(&m, "panopticon_ingest_documents_indexed_total") as usize >= n {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "ingest did not finish; {}",
-            ingest.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // (a0) ingest into streams with the previous labels mapping, which it must not migrate
+    // (ELASTICSEARCH_MANAGE_TEMPLATES=false); (a) ingest as deployed, current mapping.
+    let mut previous = fixture.clone();
+    previous.group = format!("{}-previous", fixture.group);
+    previous.logs_stream = format!("{}-previous", fixture.logs_stream);
+    previous.spans_stream = format!("{}-previous", fixture.spans_stream);
+    previous.set("ELASTICSEARCH_MANAGE_TEMPLATES", "false");
+    for (stream, kind) in [
+        (&previous.logs_stream, StreamKind::Logs),
+        (&previous.spans_stream, StreamKind::Spans),
+    ] {
+        let template = templates::with_previous_labels_mapping(templates::template(
+            stream,
+            kind.properties(Flavour::OpenSearch),
+        ));
+        bootstrap::ensure_stream_with_template(
+            &es,
+            &format!("{stream}-template"),
+            stream,
+            &template,
+        )
+        .await?;
     }
-    let ingest_secs = t0
-        .context("ingest consumed nothing")?
-        .elapsed()
-        .as_secs_f64();
-    let (cpu_secs, hwm) = cpu_and_peak_rss(ingest.pid())?;
-    let (kafka_1, os_1) = (server_cpu("kafka"), server_cpu("opensearch"));
-    ingest.terminate(Duration::from_secs(30)).await?;
-    let stored =
-        count_docs(&fixture.logs_stream).await? + count_docs(&fixture.spans_stream).await?;
-    anyhow::ensure!(stored == n as u64, "ingest stored {stored} of {n}");
+    let a0 = ingest_phase(&previous, n, &server_cpu).await?;
+    let a = ingest_phase(&fixture, n, &server_cpu).await?;
+    let (ingest_secs, cpu_secs, hwm) = (a.secs, a.cpu_secs, a.peak_rss);
+    let ((kafka_0, os_0), (kafka_1, os_1)) = (a.servers_before, a.servers_after);
 
     // (b) the bare bulk loader, same documents, same batch size and concurrency.
     let os_1b = server_cpu("opensearch");
@@ -267,9 +267,21 @@ async fn run() -> Result<()> {
     println!(
         "(b) bare bulk loader          : {n} events in {bare_secs:.1}s = {bare_rate:.0} events/s"
     );
+    let a0_rate = n as f64 / a0.secs;
+    println!(
+        "(a0) ingest, previous labels mapping: {n} events in {:.1}s = {a0_rate:.0} events/s, \
+         {:.2} us CPU/event, peak RSS {:.1} MiB",
+        a0.secs,
+        a0.cpu_secs * 1e6 / n as f64,
+        a0.peak_rss as f64 / 1048576.0
+    );
     println!(
         "ratio ingest / bare: {:.2} (goal >= 0.9)",
         ingest_rate / bare_rate
+    );
+    println!(
+        "ratio current / previous labels mapping: {:.2} (goal >= 0.95)",
+        ingest_rate / a0_rate
     );
     println!(
         "ingest CPU: {:.1}s user+system = {:.2} us/event (goal <= 10)",
@@ -294,6 +306,67 @@ async fn run() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What one ingest run measured.
+struct IngestPhase {
+    /// From the first record consumed to the last document indexed.
+    secs: f64,
+    cpu_secs: f64,
+    peak_rss: u64,
+    /// CPU seconds of (Kafka, OpenSearch) so far, at the start and at the end.
+    servers_before: (Option<f64>, Option<f64>),
+    servers_after: (Option<f64>, Option<f64>),
+}
+
+/// Runs `panopticon ingest` (release build) on `fixture` until all `n` events are indexed,
+/// then stops it and checks that the streams hold exactly `n` documents.
+async fn ingest_phase(
+    fixture: &IngestFixture,
+    n: usize,
+    server_cpu: &dyn Fn(&str) -> Option<f64>,
+) -> Result<IngestPhase> {
+    let servers_before = (server_cpu("kafka"), server_cpu("opensearch"));
+    let binary = Path::new(env!("CARGO_BIN_EXE_panopticon"));
+    let mut ingest = Component::start(binary, &["ingest"], &fixture.env(), "bench-ingest").await?;
+    let mut t0 = None;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let m = ingest.metrics().await?;
+        if t0.is_none() && metric(&m, "panopticon_ingest_records_consumed_total") > 0.0 {
+            t0 = Some(Instant::now());
+        }
+        if metric(&m, "panopticon_ingest_documents_indexed_total") as usize >= n {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "ingest did not finish; {}",
+            ingest.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = t0
+        .context("ingest consumed nothing")?
+        .elapsed()
+        .as_secs_f64();
+    let (cpu_secs, peak_rss) = cpu_and_peak_rss(ingest.pid())?;
+    let servers_after = (server_cpu("kafka"), server_cpu("opensearch"));
+    ingest.terminate(Duration::from_secs(30)).await?;
+    let stored =
+        count_docs(&fixture.logs_stream).await? + count_docs(&fixture.spans_stream).await?;
+    anyhow::ensure!(
+        stored == n as u64,
+        "ingest stored {stored} of {n} in {}",
+        fixture.logs_stream
+    );
+    Ok(IngestPhase {
+        secs,
+        cpu_secs,
+        peak_rss,
+        servers_before,
+        servers_after,
+    })
 }
 
 async fn bulk_load(es: &EsClient, docs: Vec<Doc>, batch: usize, parallel: usize) -> Result<()> {

@@ -79,6 +79,23 @@ pub fn labels_mapping(flavour: Flavour) -> Value {
     }
 }
 
+/// `template` with the `labels` mapping data streams had before labels became one field: an
+/// object whose keys are mapped dynamically as keywords. Under it `db` and `db.system` cannot
+/// both exist and every new key grows the mapping. Components never create it; the migration
+/// tests and the ingest benchmark build streams with it to measure and move away from it.
+pub fn with_previous_labels_mapping(mut template: Value) -> Value {
+    let mappings = &mut template["template"]["mappings"];
+    mappings["properties"]["labels"] = json!({"type": "object", "dynamic": true});
+    mappings["dynamic_templates"] = json!([{
+        "labels_as_keywords": {
+            "path_match": "labels.*",
+            "match_mapping_type": "*",
+            "mapping": {"type": "keyword", "ignore_above": 8191}
+        }
+    }]);
+    template
+}
+
 /// `logs-apm` fields.
 pub fn log_properties(flavour: Flavour) -> Value {
     json!({

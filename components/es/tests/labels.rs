@@ -267,20 +267,12 @@ async fn ten_thousand_distinct_keys_are_stored_and_the_mapping_stays_bounded() {
     drop_stream(&es, &stream).await;
 }
 
-/// The template the data streams had before `labels` became one field: keys mapped
-/// dynamically as keywords, so `db` and `db.system` could not both exist.
+/// The template the data streams had before `labels` became one field.
 fn legacy_template(stream: &str) -> Value {
-    let mut properties = templates::span_properties(Flavour::OpenSearch);
-    properties["labels"] = json!({"type": "object", "dynamic": true});
-    let mut template = templates::template(stream, properties);
-    template["template"]["mappings"]["dynamic_templates"] = json!([{
-        "labels_as_keywords": {
-            "path_match": "labels.*",
-            "match_mapping_type": "*",
-            "mapping": {"type": "keyword", "ignore_above": 8191}
-        }
-    }]);
-    template
+    templates::with_previous_labels_mapping(templates::template(
+        stream,
+        templates::span_properties(Flavour::OpenSearch),
+    ))
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Realistic traffic: up to seven named services (more get generated names), traces of 3–10
 //! spans (SERVER root, INTERNAL handler, CLIENT database calls), a chosen share of failed
-//! traces (5 % by default), ~60 % spans and ~40 % logs, extra fields, environments written
+//! traces (5 % by default), ~60 % spans and ~40 % logs, extra fields, labels with dotted
+//! OpenTelemetry keys on CLIENT spans (`db.system`, `peer.service`), environments written
 //! inconsistently. Deterministic for a seed. Pure: it produces event JSON, the caller decides
 //! where it goes.
 //!
@@ -177,6 +178,12 @@ impl Generator {
             }
             span["labels"] =
                 json!({"host": format!("pod-{}", rng.u8(..8)), "region": "ap-northeast-2"});
+            if kind == "CLIENT" {
+                // Attributes named the OpenTelemetry way, as instrumented clients send them.
+                span["labels"]["db.system"] = json!("mongodb");
+                span["labels"]["db.name"] = json!("orders");
+                span["labels"]["peer.service"] = json!("orders-db");
+            }
             out.push(Event {
                 value: span.to_string().into_bytes(),
                 is_log: false,
