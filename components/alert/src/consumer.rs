@@ -1,6 +1,7 @@
 //! The error-topic reader. Every replica reads every partition: the consumer is *assigned*
 //! all partitions, with no consumer group and no committed offsets, so N replicas each push
-//! every error to their own clients (the seed's shared group gave each replica 1/N of them).
+//! every error to their own clients (a shared consumer group would give each replica 1/N of
+//! them, and a client would miss the rest).
 //!
 //! Offsets: live delivery starts at each partition's end as found at start ("latest"). The
 //! `ERROR_STREAM_REPLAY_SIZE` records before it are read too, but only kept for replay, never

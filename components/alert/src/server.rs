@@ -118,7 +118,7 @@ pub fn refusal_response(refused: &Refused) -> Response {
 
 /// Liveness: `{"status": "정상", "timestamp": …}`, the body existing health checks expect.
 async fn health() -> Response {
-    panopticon_common::admin::seed_health().into_response()
+    panopticon_common::admin::health_body().into_response()
 }
 
 /// Ready once the error topic is being read.

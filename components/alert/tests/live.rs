@@ -146,7 +146,7 @@ async fn the_dashboards_client_receives_every_error_with_the_seeds_payload() {
             "span_id": "span-7",
             "labels": {"n": 7},
         }),
-        "the seed's LogItem, environment normalised"
+        "the dashboard's LogItem shape, environment normalised"
     );
     let extra = dashboard
         .lines_within(Duration::from_millis(500))

@@ -4,8 +4,8 @@
 //! `query` serves the dashboards' HTTP API; `alert` pushes error logs live over Socket.IO and
 //! WebSocket. `sample` produces realistic traffic to Kafka for demos and benchmarks.
 //!
-//! Pipeline configuration comes from environment variables (the seed's names, see
-//! `panopticon_model::config`); runtime knobs (log format, admin address) are flags.
+//! Pipeline configuration comes from environment variables (see `panopticon --help`,
+//! `panopticon_model::config` and docs/configuration.md); runtime knobs (log format, admin address) are flags.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! `panopticon alert` as real processes: two replicas on one error topic each push every
-//! error to their own dashboard client (the seed's shared consumer group gave each half), and
+//! error to their own dashboard client (a shared consumer group would give each half), and
 //! SIGTERM closes client connections so that they reconnect, and exits cleanly.
 
 use std::path::Path;

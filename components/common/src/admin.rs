@@ -75,8 +75,8 @@ pub fn encode_metrics(registry: &Registry) -> Response {
     }
 }
 
-/// The seed services' `/health` body: `{"status":"정상","timestamp":<ISO 8601, ms, UTC>}`.
-pub fn seed_health() -> Json<serde_json::Value> {
+/// The `/health` body that existing probes and dashboards parse: `{"status":"정상","timestamp":<ISO 8601, ms, UTC>}`.
+pub fn health_body() -> Json<serde_json::Value> {
     Json(json!({
         "status": "정상",
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -1,8 +1,8 @@
 //! Bearer tokens for the components that can require one (query, alert).
 //!
 //! Tokens come from a comma-separated environment variable and/or a file (one per line, `#`
-//! comments) that the operator mounts from a Secret. With none configured, auth is off, as in
-//! the seed. A presented token is compared with every accepted one in constant time, so timing
+//! comments) that the operator mounts from a Secret. With none configured, auth is off (the
+//! dashboard sends no token). A presented token is compared with every accepted one in constant time, so timing
 //! tells nothing about how much of it matched. Tokens never appear in `Debug` output.
 
 use anyhow::Context as _;

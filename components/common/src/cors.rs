@@ -1,5 +1,5 @@
 //! CORS for the HTTP components, from a configured origin list: none when the list is empty,
-//! any origin only when it holds `*` (the seed reflected any origin when unset), else exactly
+//! any origin only when it holds `*` (an unset list never means "reflect any origin"), else exactly
 //! the listed origins.
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //!
 //! One idempotent producer with `acks=all`. A send is retried with backoff until it succeeds
 //! or ingest gives up at shutdown (then the record stays unsettled and is read again by the
-//! next owner): a broken producer is retried and reported, never silently disabled (seed bug 12).
+//! next owner): a broken producer is retried and reported, never silently disabled.
 
 use std::time::Duration;
 

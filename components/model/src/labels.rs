@@ -1,7 +1,8 @@
 //! Building an event's `labels`: explicit labels first, then unknown top-level fields, then the
 //! entries of producerServer's `etc` attribute map. A key already present keeps its first value.
 //! Every value is flattened to a scalar: strings, numbers and booleans stay, `null` is dropped,
-//! objects and arrays become their compact JSON text (as the seed did for nested labels).
+//! objects and arrays become their compact JSON text (so nested labels stay readable
+//! as one value).
 
 use serde_json::{Map, Value};
 

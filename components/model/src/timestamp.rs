@@ -1,7 +1,7 @@
 //! Reading event timestamps.
 //!
-//! Accepted forms (everything the seed's `@IsISO8601()` let through and JavaScript could read,
-//! plus epoch milliseconds):
+//! Accepted forms (every ISO 8601 shape that producers written against the NestJS backend's
+//! validation send and JavaScript can read, plus epoch milliseconds):
 //! - a JSON number: milliseconds since the Unix epoch (fractions allowed);
 //! - ISO 8601 / RFC 3339 strings, extended (`2025-11-10T07:17:00.583Z`) or basic
 //!   (`20251110T071700Z`) format, `T`, `t` or a space between date and time, seconds and any

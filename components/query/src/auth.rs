@@ -1,7 +1,7 @@
 //! Optional bearer-token auth for `/query/*`.
 //!
 //! Tokens come from `QUERY_AUTH_TOKENS` (comma-separated) and/or the file
-//! `QUERY_AUTH_TOKENS_FILE` ([`Tokens`]); with none configured, auth is off, as in the seed.
+//! `QUERY_AUTH_TOKENS_FILE` ([`Tokens`]); with none configured, auth is off (the dashboard sends no token).
 
 use std::sync::Arc;
 

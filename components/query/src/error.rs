@@ -1,6 +1,6 @@
 //! What a request can fail with, and how each failure looks on the wire.
 //!
-//! Bodies keep the seed's Nest shape (`statusCode`, `message`, `error`) so existing clients
+//! Bodies keep the NestJS error shape (`statusCode`, `message`, `error`) so existing clients
 //! keep parsing them; a 400 adds `errors`, one entry per bad parameter. Internal details are
 //! logged once, here, and never sent: a 500 says only "Internal server error".
 

@@ -1,9 +1,8 @@
-//! The query component: the seed's `/query` HTTP API (spec/seed-behaviour.md §4) for the
-//! dashboards, on `PORT` (3001).
+//! The query component: the `/query` HTTP API the dashboard reads, on `PORT` (3001).
 //!
 //! Contract:
-//! - Routes, parameters and JSON shapes are the seed's ([`ROUTES`]; OpenAPI at
-//!   `/api-docs-json`, UI at `/api-docs`), without its bugs (§10.2): environments are
+//! - Routes, parameters and JSON shapes are the ones the dashboard reads ([`ROUTES`]; OpenAPI
+//!   at `/api-docs-json`, UI at `/api-docs`), with consistent semantics: environments are
 //!   normalised on every route the way ingest stores them; rankings count SERVER spans and
 //!   filter names before the top-N; `status=SLOW` applies its percentile threshold; number
 //!   fields are never null; roots carry `parent_span_id: null`.
@@ -143,7 +142,7 @@ pub fn router(state: AppState, registry: Arc<Registry>, tokens: Option<Arc<Token
     app
 }
 
-/// The seed's CORS policy, without its "reflect any origin when unset".
+/// CORS from `CORS_ALLOWED_ORIGINS`: none when unset (never "reflect any origin").
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     panopticon_common::cors::layer(
         origins,

@@ -1,5 +1,5 @@
 //! Reading query strings into typed values, collecting every problem so one 400 names each bad
-//! parameter. Unknown parameters are ignored (the seed's `whitelist: false`); a parameter given
+//! parameter. Unknown parameters are ignored (clients send extra ones); a parameter given
 //! twice uses its first value.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};

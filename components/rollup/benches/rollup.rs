@@ -1,14 +1,14 @@
-//! Time and engine CPU to roll up one minute of spans, side by side with the seed's rollup
-//! query over the same minute and with what indexing that minute cost the engine.
+//! Time and engine CPU to roll up one minute of spans, side by side with the NestJS
+//! backend's rollup query over the same minute and with what indexing that minute cost the engine.
 //!
 //! 1. Loads `PANOPTICON_BENCH_SPANS` spans (default 600 000, i.e. 10 000 spans/s for one
-//!    minute: a sixth of the seed's 60 000 spans/s target, what this machine loads in well
+//!    minute: a sixth of a 60 000 spans/s production target, what this machine loads in well
 //!    under a minute) into one window: a quarter SERVER spans, the rest CLIENT and INTERNAL;
 //!    20 services × 3 environments × 8 endpoints; log-normal durations; 5 % errors. Measures
 //!    the engine's CPU while indexing.
 //! 2. Rolls the window up `PANOPTICON_BENCH_ROUNDS` times (default 3) with the real aggregator
 //!    and writer: wall time, engine CPU, this process's CPU.
-//! 3. Runs the seed's query on the same window as many times (terms service → environment →
+//! 3. Runs the NestJS backend's query on the same window as many times (terms service → environment →
 //!    TDigest percentiles + error filter; no endpoints, no sketch).
 //! 4. Prints the figures, the ratios, and the linear extrapolation to 60 000 spans/s.
 //!

@@ -34,7 +34,7 @@ pub struct Checkpoint {
     pub bucket_seconds: u32,
     /// Every window ending at or before this instant (epoch ms) has been rolled up.
     pub watermark_ms: i64,
-    /// The seed's field: the same instant, ISO 8601.
+    /// The same instant, ISO 8601, under the name existing readers of the status use.
     #[serde(rename = "lastRolledUpAt")]
     pub last_rolled_up_at: String,
     /// Span count each recent window was rolled with, by window start; −1 forces a re-roll.

@@ -246,7 +246,7 @@ fn segments(
     responses((status = 200, description = "The process serves requests", body = Object,
         example = json!({"status": "정상", "timestamp": "2026-11-25T02:23:52.266Z"}))))]
 pub async fn health() -> Response {
-    panopticon_common::admin::seed_health().into_response()
+    panopticon_common::admin::health_body().into_response()
 }
 
 /// Readiness: Elasticsearch answers. Redis is reported but optional.
