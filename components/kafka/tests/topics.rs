@@ -15,12 +15,35 @@ async fn creates_missing_topics_once_and_accepts_existing_ones() {
         .await
         .unwrap();
 
-    let created = ensure_topics(&client, &[&a, &b]).await.unwrap();
+    let created = ensure_topics(&client, &[(&a, 5), (&b, 5)], Some(1))
+        .await
+        .unwrap();
     assert_eq!(
         created,
         vec![b.clone()],
         "only the missing topic is created"
     );
-    let again = ensure_topics(&client, &[&a, &b]).await.unwrap();
+    assert_eq!(
+        partitions(&client, &b),
+        5,
+        "the created topic has the partitions asked"
+    );
+    assert_eq!(
+        partitions(&client, &a),
+        2,
+        "an existing topic is left as it is"
+    );
+    let again = ensure_topics(&client, &[(&a, 5), (&b, 5)], Some(1))
+        .await
+        .unwrap();
     assert!(again.is_empty(), "a second call creates nothing");
+}
+
+fn partitions(client: &rdkafka::ClientConfig, topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = client.create().expect("a metadata client");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), std::time::Duration::from_secs(10))
+        .expect("the topic's metadata");
+    metadata.topics()[0].partitions().len()
 }
