@@ -226,6 +226,29 @@ pub fn render(pano: &Panopticon, component: Component) -> Result<Rendered, SpecE
     })
 }
 
+/// Where the operator takes each variable it sets from, for the configuration reference:
+/// variable → the spec field (or the kind of Secret reference). Variables it does not set are
+/// rendered with the component's default.
+pub fn sources(pano: &Panopticon, component: Component) -> BTreeMap<&'static str, String> {
+    let name = pano.metadata.name.as_deref().unwrap_or_default();
+    let namespace = pano.metadata.namespace.as_deref().unwrap_or_default();
+    let o = overrides(&pano.spec, component, name, namespace);
+    let mut sources: BTreeMap<&'static str, String> = BTreeMap::new();
+    for (var, _, field) in o.vars {
+        sources.entry(var).or_insert(format!("`{field}`"));
+    }
+    for s in o.secret_env {
+        sources.insert(s.var, "a Secret key (`secretKeyRef`)".to_owned());
+    }
+    for f in o.secret_files {
+        sources.insert(
+            f.var,
+            format!("the path of a mounted Secret key (`{}`)", f.dir),
+        );
+    }
+    sources
+}
+
 fn overrides(spec: &PanopticonSpec, component: Component, name: &str, ns: &str) -> Overrides {
     let mut o = Overrides {
         vars: Vec::new(),
@@ -742,36 +765,8 @@ mod tests {
         assert_eq!(duration_ms(""), None);
     }
 
-    /// A resource that sets every optional field the rendering reads.
     fn full() -> Panopticon {
-        let key = |name: &str| serde_json::json!({"name": name, "key": "k"});
-        pano(serde_json::json!({
-            "elasticsearch": {
-                "url": "https://es:9200",
-                "replicas": 2,
-                "credentials": {"basic": {"secretName": "es"}},
-                "tls": {"caSecret": key("es-ca"), "verify": false}
-            },
-            "kafka": {
-                "bootstrapServers": "k:9093",
-                "tls": {"caSecret": key("kafka-ca")},
-                "sasl": {"mechanism": "SCRAM-SHA-256", "secretName": "kafka"},
-                "topics": {
-                    "logs": {"name": "l", "partitions": 12, "replicationFactor": 3, "retention": "1d"},
-                    "spans": {"name": "s", "partitions": 9, "replicationFactor": 3, "retention": "1d"},
-                    "errors": {"name": "e", "partitions": 2, "replicationFactor": 3, "retention": "1d"},
-                    "deadLetter": {"name": "d", "partitions": 1, "replicationFactor": 3, "retention": "1d"}
-                }
-            },
-            "redis": {"url": "redis://cache:6379", "passwordSecret": key("redis")},
-            "ingest": {"bulkBatchSize": 100, "bulkBatchMb": 2, "bulkFlushIntervalMs": 50,
-                       "bulkMaxParallelFlushes": 2},
-            "rollup": {"latenessSeconds": 30, "pollIntervalMs": 1000},
-            "query": {"corsOrigins": ["https://ui"], "authTokenSecret": key("tokens"),
-                      "metricsCacheTtlSeconds": 5, "queryCacheTtlSeconds": 6},
-            "alert": {"corsOrigins": ["https://ui"], "authTokenSecret": key("tokens"),
-                      "replaySize": 10, "clientQueue": 16}
-        }))
+        crate::reference::every_option()
     }
 
     #[test]

@@ -108,6 +108,17 @@ fn the_crd_shows_the_components_declared_defaults() {
     }
 }
 
+/// `docs/configuration.md` is generated from the variables' declarations.
+#[test]
+fn the_committed_configuration_reference_is_what_the_declarations_generate() {
+    let committed = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    assert!(
+        committed == panopticon_operator::reference::markdown(),
+        "docs/configuration.md drifted from the variables' declarations; regenerate it with `{}`",
+        panopticon_operator::reference::REGENERATE
+    );
+}
+
 /// Client-side `kubectl apply` stores the object in a 256 KiB annotation.
 #[test]
 fn the_crd_fits_a_client_side_apply() {
