@@ -24,12 +24,12 @@ async fn creates_missing_topics_once_and_accepts_existing_ones() {
         "only the missing topic is created"
     );
     assert_eq!(
-        partitions(&client, &b),
+        panopticon_e2e::kafka::partition_count(&b).unwrap(),
         5,
         "the created topic has the partitions asked"
     );
     assert_eq!(
-        partitions(&client, &a),
+        panopticon_e2e::kafka::partition_count(&a).unwrap(),
         2,
         "an existing topic is left as it is"
     );
@@ -37,13 +37,4 @@ async fn creates_missing_topics_once_and_accepts_existing_ones() {
         .await
         .unwrap();
     assert!(again.is_empty(), "a second call creates nothing");
-}
-
-fn partitions(client: &rdkafka::ClientConfig, topic: &str) -> usize {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    let consumer: BaseConsumer = client.create().expect("a metadata client");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), std::time::Duration::from_secs(10))
-        .expect("the topic's metadata");
-    metadata.topics()[0].partitions().len()
 }
