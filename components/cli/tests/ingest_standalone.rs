@@ -47,11 +47,5 @@ async fn missing_topics_and_templates_are_created_as_configured() -> Result<()> 
             ["number_of_replicas"];
         assert_eq!(replicas.as_str(), Some("0"), "{stream}: {answer}");
     }
-    let status = ingest.terminate(Duration::from_secs(30)).await?;
-    assert!(
-        status.success(),
-        "exit status {status}; {}",
-        ingest.log_tail()
-    );
-    Ok(())
+    ingest.stop(Duration::from_secs(30)).await
 }
