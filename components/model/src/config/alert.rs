@@ -12,14 +12,14 @@ pub struct AlertConfig {
     /// The topic ingest forwards ERROR logs to (`KAFKA_APM_LOG_ERROR_TOPIC`, default
     /// `apm.logs.error`). Every replica reads all of its partitions; there is no consumer group.
     pub error_topic: String,
-    /// `KAFKA_CLIENT_ID`, default `panopticon-alert`.
+    /// `KAFKA_CLIENT_ID`.
     pub client_id: String,
     /// Listen port of Socket.IO, the plain WebSocket and the probes (`ERROR_STREAM_PORT`,
     /// default 3010).
     pub port: u16,
-    /// The Socket.IO request path (`ERROR_STREAM_WS_PATH`, default `/ws/error-logs`).
+    /// The Socket.IO request path (`ERROR_STREAM_WS_PATH`).
     pub socketio_path: String,
-    /// The plain WebSocket path (`ERROR_STREAM_PLAIN_WS_PATH`, default `/ws/errors`).
+    /// The plain WebSocket path (`ERROR_STREAM_PLAIN_WS_PATH`).
     pub websocket_path: String,
     /// Web origins allowed to connect (`ERROR_STREAM_WS_ORIGINS`, comma-separated). Empty (the
     /// default) allows same-origin pages and clients that send no `Origin` (non-browser); `*`
@@ -31,17 +31,17 @@ pub struct AlertConfig {
     /// Errors kept in memory for clients that ask for a replay (`ERROR_STREAM_REPLAY_SIZE`,
     /// default 100; 0 keeps none). Filled from the topic's tail at start.
     pub replay_size: usize,
-    /// Replay a client gets when it does not ask (`ERROR_STREAM_REPLAY_ON_CONNECT`, default 0):
+    /// Replay a client gets when it does not ask (`ERROR_STREAM_REPLAY_ON_CONNECT`):
     /// the dashboard counts every event it receives, so by default a reload does not count old
     /// errors again. A client asks with `?replay=<n>`.
     pub replay_on_connect: usize,
     /// Messages queued for one client before it starts missing events
-    /// (`ERROR_STREAM_CLIENT_QUEUE`, default 256). A client that missed events is told how many.
+    /// (`ERROR_STREAM_CLIENT_QUEUE`). A client that missed events is told how many.
     pub client_queue: usize,
     /// How often the topic's partition count is re-read, so partitions added later are read
-    /// (`ERROR_STREAM_TOPIC_REFRESH_SECONDS`, default 30).
+    /// (`ERROR_STREAM_TOPIC_REFRESH_SECONDS`).
     pub topic_refresh_seconds: u64,
-    /// Most clients connected at once (`ERROR_STREAM_MAX_CLIENTS`, default 10 000); more are
+    /// Most clients connected at once (`ERROR_STREAM_MAX_CLIENTS`); more are
     /// refused until some leave.
     pub max_clients: usize,
 }

@@ -11,37 +11,37 @@ use crate::limits::Limits;
 pub struct IngestConfig {
     pub kafka: KafkaConfig,
     pub elasticsearch: ElasticsearchConfig,
-    /// `KAFKA_APM_LOG_TOPIC`, default `apm.logs`.
+    /// `KAFKA_APM_LOG_TOPIC`.
     pub log_topic: String,
-    /// `KAFKA_APM_SPAN_TOPIC`, default `apm.spans`.
+    /// `KAFKA_APM_SPAN_TOPIC`.
     pub span_topic: String,
-    /// Where ERROR logs are forwarded (`KAFKA_APM_LOG_ERROR_TOPIC`, default `apm.logs.error`).
+    /// Where ERROR logs are forwarded (`KAFKA_APM_LOG_ERROR_TOPIC`).
     pub error_topic: String,
-    /// Where invalid or rejected events go (`KAFKA_APM_DLQ_TOPIC`, default `apm.dlq`).
+    /// Where invalid or rejected events go (`KAFKA_APM_DLQ_TOPIC`).
     pub dlq_topic: String,
-    /// Consumer group of all ingest replicas (`KAFKA_CONSUMER_GROUP`, default `panopticon-ingest`).
+    /// Consumer group of all ingest replicas (`KAFKA_CONSUMER_GROUP`).
     pub group_id: String,
-    /// `KAFKA_CLIENT_ID`, default `panopticon-ingest`.
+    /// `KAFKA_CLIENT_ID`.
     pub client_id: String,
     /// Whether ingest creates its four topics at start when they are missing, as `new_topics`
     /// says (`KAFKA_CREATE_TOPICS`). The operator sets it to false when it creates them itself
     /// with their partitions, replication and retention.
     pub create_topics: bool,
     pub new_topics: NewTopics,
-    /// How often settled offsets are committed (`KAFKA_COMMIT_INTERVAL_MS`, default 1 000).
+    /// How often settled offsets are committed (`KAFKA_COMMIT_INTERVAL_MS`).
     pub commit_interval_ms: u64,
     pub bulk: BulkConfig,
     /// Most events read from Kafka and not yet settled (`INGEST_MAX_INFLIGHT_EVENTS`, default
     /// 100 000). Past it, consumption pauses.
     pub max_inflight_events: usize,
-    /// Most bytes of such events (`INGEST_MAX_INFLIGHT_MB`, default 64 MiB). Past it,
+    /// Most bytes of such events (`INGEST_MAX_INFLIGHT_MB`). Past it,
     /// consumption pauses. Enough for several full batches in flight; the benchmark's peak RSS
     /// is a few times this (document bookkeeping, librdkafka buffers, allocator).
     pub max_inflight_bytes: usize,
     /// How long a SIGTERM may take to flush and commit (`INGEST_SHUTDOWN_TIMEOUT_MS`, default
     /// 25 000, inside Kubernetes' default 30 s grace period).
     pub shutdown_timeout_ms: u64,
-    /// Interval of the throughput log line (`STREAM_THROUGHPUT_MIN_INTERVAL_MS`, default 10 000).
+    /// Interval of the throughput log line (`STREAM_THROUGHPUT_MIN_INTERVAL_MS`).
     pub throughput_log_interval_ms: u64,
     /// Event limits (`INGEST_MAX_MESSAGE_BYTES`, `INGEST_MAX_KEYWORD_BYTES`,
     /// `INGEST_MAX_LABELS`, `INGEST_MAX_LABEL_KEY_BYTES`, `INGEST_MAX_LABEL_VALUE_BYTES`,

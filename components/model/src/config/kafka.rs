@@ -28,9 +28,9 @@ impl SaslMechanism {
 pub struct KafkaConfig {
     /// Bootstrap servers, comma-separated (`KAFKA_BROKERS`, else `KAFKA_BROKER_FALLBACK`).
     pub brokers: String,
-    /// TLS to the brokers (`KAFKA_SSL`, default false).
+    /// TLS to the brokers (`KAFKA_SSL`).
     pub tls: bool,
-    /// Verify broker certificates (`KAFKA_SSL_REJECT_UNAUTHORIZED`, default true).
+    /// Verify broker certificates (`KAFKA_SSL_REJECT_UNAUTHORIZED`).
     pub tls_verify: bool,
     /// PEM CA file for broker certificates (`KAFKA_SSL_CA_FILE`).
     pub tls_ca_file: Option<String>,

@@ -10,7 +10,7 @@ use super::vars::*;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryConfig {
     pub elasticsearch: ElasticsearchConfig,
-    /// Listen port of the API (`PORT`, default 3001).
+    /// Listen port of the API (`PORT`).
     pub port: u16,
     /// Origins allowed to read the API from a browser (`CORS_ALLOWED_ORIGINS`, comma-separated).
     /// Empty (the default) allows none; `*` allows any origin, and only then.
@@ -33,14 +33,14 @@ pub struct CacheConfig {
     pub redis_url: Option<String>,
     /// `REDIS_USERNAME`; the password comes from `REDIS_PASSWORD`.
     pub username: Option<String>,
-    /// Verify the server certificate on TLS (`REDIS_REJECT_UNAUTHORIZED`, default true; off
+    /// Verify the server certificate on TLS (`REDIS_REJECT_UNAUTHORIZED`; off
     /// also when `REDIS_CHECK_SERVER_IDENTITY=false`).
     pub verify_certificates: bool,
-    /// Key prefix of the metrics route (`METRICS_CACHE_PREFIX`, default `apm:metrics:v1`).
+    /// Key prefix of the metrics route (`METRICS_CACHE_PREFIX`).
     pub metrics_prefix: String,
-    /// Key prefix of the other routes (`QUERY_CACHE_PREFIX`, default `apm:query`).
+    /// Key prefix of the other routes (`QUERY_CACHE_PREFIX`).
     pub query_prefix: String,
-    /// Lifetime of a cached metrics answer (`METRICS_CACHE_TTL_SECONDS`, default 20; 0 turns
+    /// Lifetime of a cached metrics answer (`METRICS_CACHE_TTL_SECONDS`; 0 turns
     /// caching of the route off).
     pub metrics_ttl_seconds: u64,
     /// Lifetime of a cached answer of the other search routes (`QUERY_CACHE_TTL_SECONDS`,
@@ -48,17 +48,17 @@ pub struct CacheConfig {
     pub query_ttl_seconds: u64,
     /// Live time ranges (ending within two quanta of now) are rounded down to this many
     /// seconds, so clients polling a sliding window share cache entries
-    /// (`METRICS_QUANTIZATION_SECONDS`, default 10, at least 1).
+    /// (`METRICS_QUANTIZATION_SECONDS`, at least 1).
     pub quantization_seconds: u64,
 }
 
 /// How `/query/services/:service/metrics` reads rollups.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsQueryConfig {
-    /// Read rollup documents where they cover the range (`ROLLUP_ENABLED`, default true);
+    /// Read rollup documents where they cover the range (`ROLLUP_ENABLED`);
     /// false computes every point from raw spans.
     pub rollup_enabled: bool,
-    /// The rollup window length (`ROLLUP_BUCKET_SECONDS`, default 60): the same variable the
+    /// The rollup window length (`ROLLUP_BUCKET_SECONDS`): the same variable the
     /// rollup component reads, so the two cannot disagree.
     pub rollup_bucket_seconds: u32,
     /// Range of a request without `from` and `to` (`SERVICE_METRICS_DEFAULT_WINDOW_MINUTES`,

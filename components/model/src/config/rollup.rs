@@ -9,32 +9,32 @@ use super::vars::*;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollupConfig {
     pub elasticsearch: ElasticsearchConfig,
-    /// `ROLLUP_AGGREGATOR_ENABLED`, default true. When false the process stays up, idle.
+    /// `ROLLUP_AGGREGATOR_ENABLED`. When false the process stays up, idle.
     pub enabled: bool,
-    /// Window length (`ROLLUP_BUCKET_SECONDS`, default 60; must divide a day).
+    /// Window length (`ROLLUP_BUCKET_SECONDS`; must divide a day).
     pub bucket_seconds: u32,
-    /// Cycle period (`ROLLUP_POLL_INTERVAL_MS`, default 15 000).
+    /// Cycle period (`ROLLUP_POLL_INTERVAL_MS`).
     pub poll_interval_ms: u64,
     /// How long after its end a window is first rolled up (`ROLLUP_LATENESS_SECONDS`, default
     /// 120): spans reach Elasticsearch after Kafka lag, a bulk flush and a refresh.
     pub lateness_seconds: u64,
     /// How long after its first roll-up a window is watched for late spans and rolled up again
-    /// when its span count changes (`ROLLUP_LATE_HORIZON_MINUTES`, default 30).
+    /// when its span count changes (`ROLLUP_LATE_HORIZON_MINUTES`).
     pub late_horizon_minutes: u64,
-    /// Catch-up depth when there is no checkpoint (`ROLLUP_INITIAL_LOOKBACK_MINUTES`, default 5).
+    /// Catch-up depth when there is no checkpoint (`ROLLUP_INITIAL_LOOKBACK_MINUTES`).
     pub initial_lookback_minutes: u64,
-    /// Most windows rolled up per cycle (`ROLLUP_MAX_WINDOWS_PER_CYCLE`, default 20), so a
+    /// Most windows rolled up per cycle (`ROLLUP_MAX_WINDOWS_PER_CYCLE`), so a
     /// catch-up after an outage makes steady progress without one endless cycle.
     pub max_windows_per_cycle: usize,
-    /// Services kept per window (`ROLLUP_MAX_SERVICE_BUCKETS`, default 200); the rest fold into
+    /// Services kept per window (`ROLLUP_MAX_SERVICE_BUCKETS`); the rest fold into
     /// the overflow series.
     pub max_services: usize,
-    /// Environments kept per service and window (`ROLLUP_MAX_ENV_BUCKETS`, default 10).
+    /// Environments kept per service and window (`ROLLUP_MAX_ENV_BUCKETS`).
     pub max_environments: usize,
     /// Endpoints kept per service, environment and window (`ROLLUP_MAX_ENDPOINT_BUCKETS`,
     /// default 100).
     pub max_endpoints: usize,
-    /// Index holding the checkpoint (`ROLLUP_CHECKPOINT_INDEX`, default `.metrics-rollup-state`).
+    /// Index holding the checkpoint (`ROLLUP_CHECKPOINT_INDEX`).
     pub checkpoint_index: String,
     pub leader_election: LeaderElection,
 }
@@ -45,9 +45,9 @@ pub struct LeaderElection {
     /// `ROLLUP_LEADER_ELECTION`: `auto` (default: a Lease when running in Kubernetes), `lease`,
     /// or `off` (this process always rolls up).
     pub mode: ElectionMode,
-    /// `ROLLUP_LEASE_NAME`, default `panopticon-rollup`.
+    /// `ROLLUP_LEASE_NAME`.
     pub lease_name: String,
-    /// `ROLLUP_LEASE_NAMESPACE`, default `POD_NAMESPACE`, then the service account's namespace.
+    /// `ROLLUP_LEASE_NAMESPACE`, else `POD_NAMESPACE`, then the service account's namespace.
     pub lease_namespace: Option<String>,
     /// `ROLLUP_LEASE_DURATION_SECONDS`, default 15 (client-go's): how long a silent leader
     /// keeps the lease. It renews every third of it.
