@@ -115,9 +115,18 @@ impl Rendered {
     /// Changes whenever what the pods read changes (config, or which Secret keys they read),
     /// so a new value rolls them. Secret *values* are not hashed: rotating a Secret in place
     /// is picked up by restarting the pods.
+    ///
+    /// Variables the components act on only when they create topics or templates themselves
+    /// ([`CREATION_ONLY`]) are not hashed either: the operator renders them for the record but
+    /// creates topics and templates itself, so a change of partitions or replicas restarts no
+    /// pod.
     pub fn hash(&self) -> String {
         let mut h = Sha256::new();
-        for (k, v) in &self.config {
+        let hashed = self
+            .config
+            .iter()
+            .filter(|(k, _)| !CREATION_ONLY.iter().any(|v| v.name == k.as_str()));
+        for (k, v) in hashed {
             h.update(k.as_bytes());
             h.update([0]);
             h.update(v.as_bytes());
@@ -138,6 +147,17 @@ impl Rendered {
             .collect()
     }
 }
+
+/// Read by the components only when `KAFKA_CREATE_TOPICS` or `ELASTICSEARCH_MANAGE_TEMPLATES`
+/// is true, which the operator never renders.
+const CREATION_ONLY: [&Var; 6] = [
+    &vars::KAFKA_APM_LOG_TOPIC_PARTITIONS,
+    &vars::KAFKA_APM_SPAN_TOPIC_PARTITIONS,
+    &vars::KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS,
+    &vars::KAFKA_APM_DLQ_TOPIC_PARTITIONS,
+    &vars::KAFKA_TOPIC_REPLICATION_FACTOR,
+    &vars::ELASTICSEARCH_INDEX_REPLICAS,
+];
 
 /// Whether `var` comes from a Secret (a secret or the user name next to it): never in a
 /// ConfigMap.
@@ -754,6 +774,14 @@ mod tests {
         let mut i = p.clone();
         i.spec.ingest.bulk_batch_size = Some(10);
         assert_eq!(a.hash(), render(&i, Component::Query).unwrap().hash());
+        // Partitions and replicas are the operator's to apply: the pods are left alone.
+        let before = render(&p, Component::Ingest).unwrap();
+        let mut t = p.clone();
+        t.spec.kafka.topics.logs.partitions = 12;
+        t.spec.elasticsearch.replicas = 2;
+        let after = render(&t, Component::Ingest).unwrap();
+        assert_ne!(before.config, after.config);
+        assert_eq!(before.hash(), after.hash());
     }
 
     #[test]
