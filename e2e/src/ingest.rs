@@ -22,8 +22,19 @@ pub struct IngestFixture {
 impl IngestFixture {
     /// Creates the four topics with `partitions` partitions each.
     pub async fn create(prefix: &str, partitions: i32) -> Result<Self> {
+        let f = Self::named(prefix);
+        crate::kafka::create_topics(
+            &[&f.logs_topic, &f.spans_topic, &f.error_topic, &f.dlq_topic],
+            partitions,
+        )
+        .await?;
+        Ok(f)
+    }
+
+    /// Fresh names, nothing created: ingest finds its topics and data streams missing.
+    pub fn named(prefix: &str) -> Self {
         let id = crate::unique_name(prefix);
-        let f = Self {
+        Self {
             logs_topic: format!("{id}.logs"),
             spans_topic: format!("{id}.spans"),
             error_topic: format!("{id}.logs.error"),
@@ -32,13 +43,7 @@ impl IngestFixture {
             spans_stream: format!("traces-{id}"),
             group: format!("{id}-ingest"),
             overrides: Vec::new(),
-        };
-        crate::kafka::create_topics(
-            &[&f.logs_topic, &f.spans_topic, &f.error_topic, &f.dlq_topic],
-            partitions,
-        )
-        .await?;
-        Ok(f)
+        }
     }
 
     /// The variables `panopticon ingest` reads, for this fixture.

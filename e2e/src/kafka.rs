@@ -44,6 +44,19 @@ pub async fn add_partitions(topic: &str, total: usize) -> Result<()> {
     Ok(())
 }
 
+/// How many partitions `topic` has (0 when it does not exist).
+pub fn partition_count(topic: &str) -> Result<usize> {
+    use rdkafka::consumer::BaseConsumer;
+    let consumer: BaseConsumer = config().create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.partitions().len())
+        .sum())
+}
+
 /// A producer that waits for every in-sync replica.
 pub fn producer() -> Result<FutureProducer> {
     Ok(config()

@@ -103,6 +103,15 @@ impl Component {
         }
     }
 
+    /// [`Self::terminate`], failing unless the process exited successfully.
+    pub async fn stop(&mut self, timeout: Duration) -> Result<()> {
+        let status = self.terminate(timeout).await?;
+        if !status.success() {
+            bail!("exit status {status}; {}", self.log_tail());
+        }
+        Ok(())
+    }
+
     /// The last lines of the process log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -3,13 +3,17 @@
 //! Defaults live in the schema (so `kubectl get -o yaml` and Argo CD's diff show them, and the
 //! operator never writes the spec) and validation is CEL in the schema (no webhook): a bad
 //! resource is refused at apply time with a message naming the field. `crds/` holds the YAML
-//! generated from these types; a test fails when it drifts.
+//! generated from these types; a test fails when it drifts. Where a field and a component
+//! variable share a default (topic and stream names, partitions, replicas, ports), the default
+//! is the variable's declaration in `panopticon_model::config::vars`.
 
 use k8s_openapi::api::core::v1::{
     Affinity, PodSecurityContext, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
+use panopticon_model::config::var::Var;
+use panopticon_model::config::vars;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -157,7 +161,7 @@ pub struct ElasticsearchSpec {
     #[serde(default)]
     pub rollover: RolloverSpec,
     /// `index.number_of_replicas` of every index Panopticon creates.
-    #[serde(default = "one")]
+    #[serde(default = "index_replicas")]
     #[schemars(range(min = 0, max = 10))]
     pub replicas: u32,
     #[serde(default)]
@@ -237,15 +241,15 @@ impl Default for StreamsSpec {
 }
 
 fn logs_stream() -> StreamSpec {
-    StreamSpec::new("logs-apm", "14d")
+    StreamSpec::new(declared(&vars::ELASTICSEARCH_APM_LOG_STREAM), "14d")
 }
 
 fn traces_stream() -> StreamSpec {
-    StreamSpec::new("traces-apm", "7d")
+    StreamSpec::new(declared(&vars::ELASTICSEARCH_APM_SPAN_STREAM), "7d")
 }
 
 fn metrics_stream() -> StreamSpec {
-    StreamSpec::new("metrics-apm", "90d")
+    StreamSpec::new(declared(&vars::ELASTICSEARCH_APM_ROLLUP_STREAM), "90d")
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
@@ -259,9 +263,9 @@ pub struct StreamSpec {
 }
 
 impl StreamSpec {
-    fn new(name: &str, retention: &str) -> Self {
+    fn new(name: String, retention: &str) -> Self {
         Self {
-            name: name.to_owned(),
+            name,
             retention: retention.to_owned(),
         }
     }
@@ -368,19 +372,35 @@ impl Default for TopicsSpec {
 }
 
 fn logs_topic() -> TopicSpec {
-    TopicSpec::new("apm.logs", 6, "3d")
+    TopicSpec::new(
+        &vars::KAFKA_APM_LOG_TOPIC,
+        &vars::KAFKA_APM_LOG_TOPIC_PARTITIONS,
+        "3d",
+    )
 }
 
 fn spans_topic() -> TopicSpec {
-    TopicSpec::new("apm.spans", 6, "3d")
+    TopicSpec::new(
+        &vars::KAFKA_APM_SPAN_TOPIC,
+        &vars::KAFKA_APM_SPAN_TOPIC_PARTITIONS,
+        "3d",
+    )
 }
 
 fn errors_topic() -> TopicSpec {
-    TopicSpec::new("apm.logs.error", 3, "1d")
+    TopicSpec::new(
+        &vars::KAFKA_APM_LOG_ERROR_TOPIC,
+        &vars::KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS,
+        "1d",
+    )
 }
 
 fn dead_letter_topic() -> TopicSpec {
-    TopicSpec::new("apm.dlq", 3, "14d")
+    TopicSpec::new(
+        &vars::KAFKA_APM_DLQ_TOPIC,
+        &vars::KAFKA_APM_DLQ_TOPIC_PARTITIONS,
+        "14d",
+    )
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -402,10 +422,12 @@ pub struct TopicSpec {
 }
 
 impl TopicSpec {
-    fn new(name: &str, partitions: i32, retention: &str) -> Self {
+    /// The topic the components read from `name` and create with `partitions` when they run
+    /// without the operator (unset replication: the brokers' default, as theirs).
+    fn new(name: &Var, partitions: &Var, retention: &str) -> Self {
         Self {
-            name: name.to_owned(),
-            partitions,
+            name: declared(name),
+            partitions: partitions.typed_default(),
             replication_factor: None,
             retention: retention.to_owned(),
         }
@@ -525,7 +547,7 @@ impl Default for IngestSpec {
 }
 
 fn consumer_group() -> String {
-    "panopticon-ingest".to_owned()
+    declared(&vars::KAFKA_CONSUMER_GROUP)
 }
 
 /// Ingest replicas from Kafka consumer lag (KEDA's formula; see the autoscaler).
@@ -674,7 +696,7 @@ impl Default for QuerySpec {
 fn query_service() -> ServiceSpec {
     ServiceSpec {
         type_: ServiceType::ClusterIP,
-        port: 3001,
+        port: vars::PORT.typed_default(),
     }
 }
 
@@ -722,12 +744,18 @@ impl Default for AlertSpec {
 fn alert_service() -> ServiceSpec {
     ServiceSpec {
         type_: ServiceType::ClusterIP,
-        port: 3010,
+        port: vars::ERROR_STREAM_PORT.typed_default(),
     }
 }
 
-fn one() -> u32 {
-    1
+fn index_replicas() -> u32 {
+    vars::ELASTICSEARCH_INDEX_REPLICAS.typed_default()
+}
+
+/// The default a component applies to `var`: where the schema and a component share a
+/// default, it is the variable's declaration.
+fn declared(var: &Var) -> String {
+    var.typed_default()
 }
 
 fn one_i32() -> i32 {

@@ -10,6 +10,7 @@
 //!   `panopticon-kafka`.
 //! - [`conditions`]: observations → status conditions (pure).
 //! - [`controller`]: the reconcile loop (kube-runtime), finalizer, Events, backoff.
+//! - [`reference`]: the configuration reference in `docs/`, generated from the declarations.
 
 pub mod autoscale;
 pub mod conditions;
@@ -17,6 +18,7 @@ pub mod controller;
 pub mod crd;
 pub mod metrics;
 pub mod provision;
+pub mod reference;
 pub mod render;
 pub mod resources;
 

@@ -1,4 +1,5 @@
-//! `panopticon-operator`: runs the controller (default) or prints the CRD (`crd`).
+//! `panopticon-operator`: runs the controller (default), prints the CRD (`crd`) or the
+//! configuration reference (`config-reference`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,8 @@ struct Cli {
 enum Command {
     /// Prints the CustomResourceDefinition (YAML).
     Crd,
+    /// Prints the configuration reference (Markdown, `docs/configuration.md`).
+    ConfigReference,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -68,9 +71,13 @@ enum Format {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Crd) = cli.command {
-        let yaml = panopticon_operator::crd_yaml()?;
-        std::io::Write::write_all(&mut std::io::stdout(), yaml.as_bytes())?;
+    let printed = match cli.command {
+        Some(Command::Crd) => Some(panopticon_operator::crd_yaml()?),
+        Some(Command::ConfigReference) => Some(panopticon_operator::reference::markdown()),
+        None => None,
+    };
+    if let Some(text) = printed {
+        std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
         return Ok(());
     }
     telemetry::init(match cli.log_format {

@@ -12,7 +12,7 @@ use kube::Api;
 use panopticon_es::provision::{Lifecycle, ProvisionPlan, ProvisionReport};
 use panopticon_es::{EsClient, EsSecrets};
 use panopticon_kafka::{KafkaSecrets, TopicPlan, TopicsReport};
-use panopticon_model::config::{ElasticsearchConfig, EnvSource, KafkaConfig, SaslMechanism};
+use panopticon_model::config::{ElasticsearchConfig, EnvSource, KafkaConfig, SaslMechanism, vars};
 use secrecy::SecretString;
 
 use crate::crd::{PanopticonSpec, SaslMechanismSpec, SecretKey};
@@ -131,9 +131,15 @@ pub async fn es_client(spec: &PanopticonSpec, secrets: &Secrets) -> Result<EsCli
     let es = &spec.elasticsearch;
     let verify = es.tls.as_ref().is_none_or(|t| t.verify);
     let vars = [
-        ("ELASTICSEARCH_NODE", es.url.clone()),
-        ("OPENSEARCH_REJECT_UNAUTHORIZED", verify.to_string()),
-        ("ELASTICSEARCH_REQUEST_TIMEOUT_MS", "10000".to_owned()),
+        (vars::ELASTICSEARCH_NODE.name, es.url.clone()),
+        (
+            vars::OPENSEARCH_REJECT_UNAUTHORIZED.name,
+            verify.to_string(),
+        ),
+        (
+            vars::ELASTICSEARCH_REQUEST_TIMEOUT_MS.name,
+            "10000".to_owned(),
+        ),
     ];
     let mut config = ElasticsearchConfig::from_env(&EnvSource::from_rendered(&vars))
         .map_err(|e| Failure::new("InvalidSpec", format!("spec.elasticsearch.url: {e}")))?;
@@ -280,7 +286,7 @@ pub async fn kafka_client(
         }
     };
     let mut config = KafkaConfig::from_env(&EnvSource::from_rendered(&[(
-        "KAFKA_BROKERS",
+        vars::KAFKA_BROKERS.name,
         k.bootstrap_servers.clone(),
     )]))
     .map_err(|e| Failure::new("InvalidSpec", format!("spec.kafka.bootstrapServers: {e}")))?;

@@ -9,8 +9,9 @@
 
 use std::collections::BTreeMap;
 
+use panopticon_model::config::var::{Reads, Secrecy, Var};
 use panopticon_model::config::{
-    AlertConfig, ConfigError, EnvSource, IngestConfig, QueryConfig, RollupConfig, ToEnv,
+    AlertConfig, ConfigError, EnvSource, IngestConfig, QueryConfig, RollupConfig, ToEnv, vars,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -40,6 +41,16 @@ impl Component {
             Component::Rollup => "rollup",
             Component::Query => "query",
             Component::Alert => "alert",
+        }
+    }
+
+    /// The variables the component reads, as declared.
+    pub fn reads(self) -> &'static Reads {
+        match self {
+            Component::Ingest => &vars::INGEST,
+            Component::Rollup => &vars::ROLLUP,
+            Component::Query => &vars::QUERY,
+            Component::Alert => &vars::ALERT,
         }
     }
 
@@ -104,9 +115,18 @@ impl Rendered {
     /// Changes whenever what the pods read changes (config, or which Secret keys they read),
     /// so a new value rolls them. Secret *values* are not hashed: rotating a Secret in place
     /// is picked up by restarting the pods.
+    ///
+    /// Variables the components act on only when they create topics or templates themselves
+    /// ([`CREATION_ONLY`]) are not hashed either: the operator renders them for the record but
+    /// creates topics and templates itself, so a change of partitions or replicas restarts no
+    /// pod.
     pub fn hash(&self) -> String {
         let mut h = Sha256::new();
-        for (k, v) in &self.config {
+        let hashed = self
+            .config
+            .iter()
+            .filter(|(k, _)| !CREATION_ONLY.iter().any(|v| v.name == k.as_str()));
+        for (k, v) in hashed {
             h.update(k.as_bytes());
             h.update([0]);
             h.update(v.as_bytes());
@@ -128,17 +148,25 @@ impl Rendered {
     }
 }
 
-/// Variables that come from Secrets: never in a ConfigMap.
-const SECRET_VARS: [&str; 8] = [
-    "ELASTICSEARCH_USERNAME",
-    "OPENSEARCH_USERNAME",
-    "ELASTICSEARCH_PASSWORD",
-    "ELASTICSEARCH_API_KEY",
-    "KAFKA_SASL_USERNAME",
-    "KAFKA_SASL_PASSWORD",
-    "REDIS_PASSWORD",
-    "REDIS_USERNAME",
+/// Read by the components only when `KAFKA_CREATE_TOPICS` or `ELASTICSEARCH_MANAGE_TEMPLATES`
+/// is true, which the operator never renders.
+const CREATION_ONLY: [&Var; 6] = [
+    &vars::KAFKA_APM_LOG_TOPIC_PARTITIONS,
+    &vars::KAFKA_APM_SPAN_TOPIC_PARTITIONS,
+    &vars::KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS,
+    &vars::KAFKA_APM_DLQ_TOPIC_PARTITIONS,
+    &vars::KAFKA_TOPIC_REPLICATION_FACTOR,
+    &vars::ELASTICSEARCH_INDEX_REPLICAS,
 ];
+
+/// Whether `var` comes from a Secret (a secret or the user name next to it): never in a
+/// ConfigMap.
+fn from_secret(component: Component, var: &str) -> bool {
+    component
+        .reads()
+        .find(var)
+        .is_some_and(|v| v.secrecy != Secrecy::Plain)
+}
 
 /// What the spec sets: variable, value, and the spec field it came from.
 struct Overrides {
@@ -148,11 +176,11 @@ struct Overrides {
 }
 
 impl Overrides {
-    fn set(&mut self, var: &'static str, value: impl ToString, field: impl Into<String>) {
-        self.vars.push((var, value.to_string(), field.into()));
+    fn set(&mut self, var: &Var, value: impl ToString, field: impl Into<String>) {
+        self.vars.push((var.name, value.to_string(), field.into()));
     }
 
-    fn set_opt<T: ToString>(&mut self, var: &'static str, value: Option<T>, field: &str) {
+    fn set_opt<T: ToString>(&mut self, var: &Var, value: Option<T>, field: &str) {
         if let Some(v) = value {
             self.set(var, v, field);
         }
@@ -204,7 +232,7 @@ pub fn render(pano: &Panopticon, component: Component) -> Result<Rendered, SpecE
     };
     let mut config: BTreeMap<String, String> = rendered
         .into_iter()
-        .filter(|(var, _)| !SECRET_VARS.contains(var))
+        .filter(|(var, _)| !from_secret(component, var))
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
     // Variables a component reads outside its config type (paths of mounted files).
@@ -216,6 +244,29 @@ pub fn render(pano: &Panopticon, component: Component) -> Result<Rendered, SpecE
         secret_env: o.secret_env,
         secret_files: o.secret_files,
     })
+}
+
+/// Where the operator takes each variable it sets from, for the configuration reference:
+/// variable → the spec field (or the kind of Secret reference). Variables it does not set are
+/// rendered with the component's default.
+pub fn sources(pano: &Panopticon, component: Component) -> BTreeMap<&'static str, String> {
+    let name = pano.metadata.name.as_deref().unwrap_or_default();
+    let namespace = pano.metadata.namespace.as_deref().unwrap_or_default();
+    let o = overrides(&pano.spec, component, name, namespace);
+    let mut sources: BTreeMap<&'static str, String> = BTreeMap::new();
+    for (var, _, field) in o.vars {
+        sources.entry(var).or_insert(format!("`{field}`"));
+    }
+    for s in o.secret_env {
+        sources.insert(s.var, "a Secret key (`secretKeyRef`)".to_owned());
+    }
+    for f in o.secret_files {
+        sources.insert(
+            f.var,
+            format!("the path of a mounted Secret key (`{}`)", f.dir),
+        );
+    }
+    sources
 }
 
 fn overrides(spec: &PanopticonSpec, component: Component, name: &str, ns: &str) -> Overrides {
@@ -237,109 +288,154 @@ fn overrides(spec: &PanopticonSpec, component: Component, name: &str, ns: &str) 
         Component::Ingest => {
             let i = &spec.ingest;
             o.set(
-                "KAFKA_APM_LOG_TOPIC",
+                &vars::KAFKA_APM_LOG_TOPIC,
                 &topics.logs.name,
                 "spec.kafka.topics.logs.name",
             );
             o.set(
-                "KAFKA_APM_SPAN_TOPIC",
+                &vars::KAFKA_APM_SPAN_TOPIC,
                 &topics.spans.name,
                 "spec.kafka.topics.spans.name",
             );
             o.set(
-                "KAFKA_APM_LOG_ERROR_TOPIC",
+                &vars::KAFKA_APM_LOG_ERROR_TOPIC,
                 &topics.errors.name,
                 "spec.kafka.topics.errors.name",
             );
             o.set(
-                "KAFKA_APM_DLQ_TOPIC",
+                &vars::KAFKA_APM_DLQ_TOPIC,
                 &topics.dead_letter.name,
                 "spec.kafka.topics.deadLetter.name",
             );
             o.set(
-                "KAFKA_CONSUMER_GROUP",
+                &vars::KAFKA_CONSUMER_GROUP,
                 &i.consumer_group,
                 "spec.ingest.consumerGroup",
             );
-            // The operator owns the topics (or the user does, with manageTopics off).
-            o.set("KAFKA_CREATE_TOPICS", false, "spec.kafka.manageTopics");
+            // The operator owns the topics (or the user does, with manageTopics off). The
+            // partitions and replication are rendered all the same, so the ConfigMap says what
+            // a standalone ingest would create.
+            o.set(&vars::KAFKA_CREATE_TOPICS, false, "spec.kafka.manageTopics");
+            for (var, topic, field) in [
+                (&vars::KAFKA_APM_LOG_TOPIC_PARTITIONS, &topics.logs, "logs"),
+                (
+                    &vars::KAFKA_APM_SPAN_TOPIC_PARTITIONS,
+                    &topics.spans,
+                    "spans",
+                ),
+                (
+                    &vars::KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS,
+                    &topics.errors,
+                    "errors",
+                ),
+                (
+                    &vars::KAFKA_APM_DLQ_TOPIC_PARTITIONS,
+                    &topics.dead_letter,
+                    "deadLetter",
+                ),
+            ] {
+                o.set(
+                    var,
+                    topic.partitions,
+                    format!("spec.kafka.topics.{field}.partitions"),
+                );
+            }
+            // One variable for the four topics: rendered when they agree.
+            let factors = [
+                &topics.logs,
+                &topics.spans,
+                &topics.errors,
+                &topics.dead_letter,
+            ]
+            .map(|t| t.replication_factor);
+            if factors.iter().all(|f| *f == factors[0]) {
+                o.set_opt(
+                    &vars::KAFKA_TOPIC_REPLICATION_FACTOR,
+                    factors[0],
+                    "spec.kafka.topics.logs.replicationFactor",
+                );
+            }
             o.set_opt(
-                "BULK_BATCH_SIZE",
+                &vars::BULK_BATCH_SIZE,
                 i.bulk_batch_size,
                 "spec.ingest.bulkBatchSize",
             );
             o.set_opt(
-                "BULK_BATCH_BYTES_MB",
+                &vars::BULK_BATCH_BYTES_MB,
                 i.bulk_batch_mb,
                 "spec.ingest.bulkBatchMb",
             );
             o.set_opt(
-                "BULK_FLUSH_INTERVAL_MS",
+                &vars::BULK_FLUSH_INTERVAL_MS,
                 i.bulk_flush_interval_ms,
                 "spec.ingest.bulkFlushIntervalMs",
             );
             o.set_opt(
-                "BULK_MAX_PARALLEL_FLUSHES",
+                &vars::BULK_MAX_PARALLEL_FLUSHES,
                 i.bulk_max_parallel_flushes,
                 "spec.ingest.bulkMaxParallelFlushes",
             );
         }
         Component::Rollup => {
             let r = &spec.rollup;
-            o.set("ROLLUP_LEADER_ELECTION", "lease", "spec.rollup.replicas");
             o.set(
-                "ROLLUP_LEASE_NAME",
+                &vars::ROLLUP_LEADER_ELECTION,
+                "lease",
+                "spec.rollup.replicas",
+            );
+            o.set(
+                &vars::ROLLUP_LEASE_NAME,
                 format!("{name}-rollup"),
                 "metadata.name",
             );
-            o.set("ROLLUP_LEASE_NAMESPACE", ns, "metadata.namespace");
+            o.set(&vars::ROLLUP_LEASE_NAMESPACE, ns, "metadata.namespace");
             o.set_opt(
-                "ROLLUP_LATENESS_SECONDS",
+                &vars::ROLLUP_LATENESS_SECONDS,
                 r.lateness_seconds,
                 "spec.rollup.latenessSeconds",
             );
             o.set_opt(
-                "ROLLUP_POLL_INTERVAL_MS",
+                &vars::ROLLUP_POLL_INTERVAL_MS,
                 r.poll_interval_ms,
                 "spec.rollup.pollIntervalMs",
             );
         }
         Component::Query => {
             let q = &spec.query;
-            o.set("PORT", QUERY_PORT, "spec.query.service.port");
+            o.set(&vars::PORT, QUERY_PORT, "spec.query.service.port");
             // Resources sharing one Redis must not answer from each other's cache.
             o.set(
-                "QUERY_CACHE_PREFIX",
+                &vars::QUERY_CACHE_PREFIX,
                 format!("apm:{ns}:{name}:query"),
                 "metadata.name",
             );
             o.set(
-                "METRICS_CACHE_PREFIX",
+                &vars::METRICS_CACHE_PREFIX,
                 format!("apm:{ns}:{name}:metrics:v1"),
                 "metadata.name",
             );
             if !q.cors_origins.is_empty() {
                 o.set(
-                    "CORS_ALLOWED_ORIGINS",
+                    &vars::CORS_ALLOWED_ORIGINS,
                     q.cors_origins.join(","),
                     "spec.query.corsOrigins",
                 );
             }
             o.set_opt(
-                "METRICS_CACHE_TTL_SECONDS",
+                &vars::METRICS_CACHE_TTL_SECONDS,
                 q.metrics_cache_ttl_seconds,
                 "spec.query.metricsCacheTtlSeconds",
             );
             o.set_opt(
-                "QUERY_CACHE_TTL_SECONDS",
+                &vars::QUERY_CACHE_TTL_SECONDS,
                 q.query_cache_ttl_seconds,
                 "spec.query.queryCacheTtlSeconds",
             );
             if let Some(redis) = &spec.redis {
-                o.set("REDIS_URL", &redis.url, "spec.redis.url");
+                o.set(&vars::REDIS_URL, &redis.url, "spec.redis.url");
                 if let Some(secret) = &redis.password_secret {
                     o.secret_env.push(SecretEnv {
-                        var: "REDIS_PASSWORD",
+                        var: vars::REDIS_PASSWORD.name,
                         secret: secret.clone(),
                     });
                 }
@@ -349,32 +445,36 @@ fn overrides(spec: &PanopticonSpec, component: Component, name: &str, ns: &str) 
                     volume: "auth-tokens",
                     secret: secret.clone(),
                     dir: "/etc/panopticon/auth-tokens",
-                    var: "QUERY_AUTH_TOKENS_FILE",
+                    var: vars::QUERY_AUTH_TOKENS_FILE.name,
                 });
             }
         }
         Component::Alert => {
             let a = &spec.alert;
-            o.set("ERROR_STREAM_PORT", ALERT_PORT, "spec.alert.service.port");
             o.set(
-                "KAFKA_APM_LOG_ERROR_TOPIC",
+                &vars::ERROR_STREAM_PORT,
+                ALERT_PORT,
+                "spec.alert.service.port",
+            );
+            o.set(
+                &vars::KAFKA_APM_LOG_ERROR_TOPIC,
                 &topics.errors.name,
                 "spec.kafka.topics.errors.name",
             );
             if !a.cors_origins.is_empty() {
                 o.set(
-                    "ERROR_STREAM_WS_ORIGINS",
+                    &vars::ERROR_STREAM_WS_ORIGINS,
                     a.cors_origins.join(","),
                     "spec.alert.corsOrigins",
                 );
             }
             o.set_opt(
-                "ERROR_STREAM_REPLAY_SIZE",
+                &vars::ERROR_STREAM_REPLAY_SIZE,
                 a.replay_size,
                 "spec.alert.replaySize",
             );
             o.set_opt(
-                "ERROR_STREAM_CLIENT_QUEUE",
+                &vars::ERROR_STREAM_CLIENT_QUEUE,
                 a.client_queue,
                 "spec.alert.clientQueue",
             );
@@ -383,7 +483,7 @@ fn overrides(spec: &PanopticonSpec, component: Component, name: &str, ns: &str) 
                     volume: "auth-tokens",
                     secret: secret.clone(),
                     dir: "/etc/panopticon/auth-tokens",
-                    var: "ERROR_STREAM_AUTH_TOKENS_FILE",
+                    var: vars::ERROR_STREAM_AUTH_TOKENS_FILE.name,
                 });
             }
         }
@@ -393,27 +493,32 @@ fn overrides(spec: &PanopticonSpec, component: Component, name: &str, ns: &str) 
 
 fn elasticsearch(spec: &PanopticonSpec, o: &mut Overrides) {
     let es = &spec.elasticsearch;
-    o.set("ELASTICSEARCH_NODE", &es.url, "spec.elasticsearch.url");
+    o.set(&vars::ELASTICSEARCH_NODE, &es.url, "spec.elasticsearch.url");
+    o.set(
+        &vars::ELASTICSEARCH_INDEX_REPLICAS,
+        es.replicas,
+        "spec.elasticsearch.replicas",
+    );
     // The operator owns templates, lifecycle and data streams.
     o.set(
-        "ELASTICSEARCH_MANAGE_TEMPLATES",
+        &vars::ELASTICSEARCH_MANAGE_TEMPLATES,
         false,
         "spec.elasticsearch",
     );
     let streams = &es.streams;
     for (var, value, field) in [
         (
-            "ELASTICSEARCH_APM_LOG_STREAM",
+            &vars::ELASTICSEARCH_APM_LOG_STREAM,
             &streams.logs.name,
             "spec.elasticsearch.streams.logs.name",
         ),
         (
-            "ELASTICSEARCH_APM_SPAN_STREAM",
+            &vars::ELASTICSEARCH_APM_SPAN_STREAM,
             &streams.traces.name,
             "spec.elasticsearch.streams.traces.name",
         ),
         (
-            "ELASTICSEARCH_APM_ROLLUP_STREAM",
+            &vars::ELASTICSEARCH_APM_ROLLUP_STREAM,
             &streams.metrics.name,
             "spec.elasticsearch.streams.metrics.name",
         ),
@@ -422,7 +527,7 @@ fn elasticsearch(spec: &PanopticonSpec, o: &mut Overrides) {
     }
     if let Some(tls) = &es.tls {
         o.set(
-            "OPENSEARCH_REJECT_UNAUTHORIZED",
+            &vars::OPENSEARCH_REJECT_UNAUTHORIZED,
             tls.verify,
             "spec.elasticsearch.tls.verify",
         );
@@ -431,21 +536,21 @@ fn elasticsearch(spec: &PanopticonSpec, o: &mut Overrides) {
                 volume: "elasticsearch-ca",
                 secret: ca.clone(),
                 dir: "/etc/panopticon/elasticsearch-ca",
-                var: "ELASTICSEARCH_CA_FILE",
+                var: vars::ELASTICSEARCH_CA_FILE.name,
             });
         }
     }
     if let Some(credentials) = &es.credentials {
         if let Some(basic) = &credentials.basic {
             o.secret_env.push(SecretEnv {
-                var: "ELASTICSEARCH_USERNAME",
+                var: vars::ELASTICSEARCH_USERNAME.name,
                 secret: SecretKey {
                     name: basic.secret_name.clone(),
                     key: basic.username_key.clone(),
                 },
             });
             o.secret_env.push(SecretEnv {
-                var: "ELASTICSEARCH_PASSWORD",
+                var: vars::ELASTICSEARCH_PASSWORD.name,
                 secret: SecretKey {
                     name: basic.secret_name.clone(),
                     key: basic.password_key.clone(),
@@ -454,7 +559,7 @@ fn elasticsearch(spec: &PanopticonSpec, o: &mut Overrides) {
         }
         if let Some(key) = &credentials.api_key {
             o.secret_env.push(SecretEnv {
-                var: "ELASTICSEARCH_API_KEY",
+                var: vars::ELASTICSEARCH_API_KEY.name,
                 secret: key.clone(),
             });
         }
@@ -464,14 +569,14 @@ fn elasticsearch(spec: &PanopticonSpec, o: &mut Overrides) {
 fn kafka(spec: &PanopticonSpec, o: &mut Overrides) {
     let k = &spec.kafka;
     o.set(
-        "KAFKA_BROKERS",
+        &vars::KAFKA_BROKERS,
         &k.bootstrap_servers,
         "spec.kafka.bootstrapServers",
     );
     if let Some(tls) = &k.tls {
-        o.set("KAFKA_SSL", true, "spec.kafka.tls");
+        o.set(&vars::KAFKA_SSL, true, "spec.kafka.tls");
         o.set(
-            "KAFKA_SSL_REJECT_UNAUTHORIZED",
+            &vars::KAFKA_SSL_REJECT_UNAUTHORIZED,
             tls.verify,
             "spec.kafka.tls.verify",
         );
@@ -480,7 +585,7 @@ fn kafka(spec: &PanopticonSpec, o: &mut Overrides) {
                 volume: "kafka-ca",
                 secret: ca.clone(),
                 dir: "/etc/panopticon/kafka-ca",
-                var: "KAFKA_SSL_CA_FILE",
+                var: vars::KAFKA_SSL_CA_FILE.name,
             });
         }
     }
@@ -491,16 +596,16 @@ fn kafka(spec: &PanopticonSpec, o: &mut Overrides) {
             SaslMechanismSpec::ScramSha512 => "scram-sha-512",
         };
         o.set(
-            "KAFKA_SASL_MECHANISM",
+            &vars::KAFKA_SASL_MECHANISM,
             mechanism,
             "spec.kafka.sasl.mechanism",
         );
         for (var, key) in [
-            ("KAFKA_SASL_USERNAME", &sasl.username_key),
-            ("KAFKA_SASL_PASSWORD", &sasl.password_key),
+            (&vars::KAFKA_SASL_USERNAME, &sasl.username_key),
+            (&vars::KAFKA_SASL_PASSWORD, &sasl.password_key),
         ] {
             o.secret_env.push(SecretEnv {
-                var,
+                var: var.name,
                 secret: SecretKey {
                     name: sasl.secret_name.clone(),
                     key: key.clone(),
@@ -605,8 +710,14 @@ mod tests {
                 "KAFKA_SASL_PASSWORD"
             ]
         );
-        for var in SECRET_VARS {
-            assert!(!r.config.contains_key(var), "{var} in the ConfigMap");
+        for var in Component::Ingest.reads().vars() {
+            if var.secrecy != Secrecy::Plain {
+                assert!(
+                    !r.config.contains_key(var.name),
+                    "{} in the ConfigMap",
+                    var.name
+                );
+            }
         }
         assert!(r.config.values().all(|v| v != "from-secret"));
         assert_eq!(r.config["KAFKA_SASL_MECHANISM"], "scram-sha-512");
@@ -663,6 +774,14 @@ mod tests {
         let mut i = p.clone();
         i.spec.ingest.bulk_batch_size = Some(10);
         assert_eq!(a.hash(), render(&i, Component::Query).unwrap().hash());
+        // Partitions and replicas are the operator's to apply: the pods are left alone.
+        let before = render(&p, Component::Ingest).unwrap();
+        let mut t = p.clone();
+        t.spec.kafka.topics.logs.partitions = 12;
+        t.spec.elasticsearch.replicas = 2;
+        let after = render(&t, Component::Ingest).unwrap();
+        assert_ne!(before.config, after.config);
+        assert_eq!(before.hash(), after.hash());
     }
 
     #[test]
@@ -672,5 +791,91 @@ mod tests {
         assert_eq!(duration_ms("30m"), Some(1_800_000));
         assert_eq!(duration_ms("3w"), None);
         assert_eq!(duration_ms(""), None);
+    }
+
+    fn full() -> Panopticon {
+        crate::reference::every_option()
+    }
+
+    #[test]
+    fn every_rendered_variable_is_declared_for_its_component() {
+        for p in [minimal(), full()] {
+            for c in Component::ALL {
+                let r = render(&p, c).unwrap();
+                let reads = c.reads();
+                let names = r
+                    .config
+                    .keys()
+                    .map(String::as_str)
+                    .chain(r.secret_env.iter().map(|s| s.var))
+                    .chain(r.secret_files.iter().map(|f| f.var));
+                for name in names {
+                    let var = reads
+                        .find(name)
+                        .unwrap_or_else(|| panic!("{c:?} renders {name}, which it does not read"));
+                    if r.config.contains_key(name) {
+                        assert_eq!(var.secrecy, Secrecy::Plain, "{name} in a ConfigMap");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_rendered_configuration_reads_back_as_what_was_rendered() {
+        for p in [minimal(), full()] {
+            for c in Component::ALL {
+                let r = render(&p, c).unwrap();
+                // Secret-sourced variables are present in the pod, with some value.
+                let lookup = |name: &str| {
+                    r.config.get(name).cloned().or_else(|| {
+                        r.secret_env
+                            .iter()
+                            .any(|s| s.var == name)
+                            .then(|| "from-secret".to_owned())
+                    })
+                };
+                let env = EnvSource::from_fn(lookup);
+                let again: BTreeMap<String, String> = match c {
+                    Component::Ingest => IngestConfig::from_env(&env).unwrap().to_env(),
+                    Component::Rollup => RollupConfig::from_env(&env).unwrap().to_env(),
+                    Component::Query => QueryConfig::from_env(&env).unwrap().to_env(),
+                    Component::Alert => AlertConfig::from_env(&env).unwrap().to_env(),
+                }
+                .into_iter()
+                .filter(|(var, _)| !from_secret(c, var))
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+                assert_eq!(again, r.config, "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn topic_partitions_and_replicas_are_the_specs() {
+        let r = render(&full(), Component::Ingest).unwrap();
+        let c = &r.config;
+        assert_eq!(c["KAFKA_APM_LOG_TOPIC_PARTITIONS"], "12");
+        assert_eq!(c["KAFKA_APM_SPAN_TOPIC_PARTITIONS"], "9");
+        assert_eq!(c["KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS"], "2");
+        assert_eq!(c["KAFKA_APM_DLQ_TOPIC_PARTITIONS"], "1");
+        assert_eq!(c["KAFKA_TOPIC_REPLICATION_FACTOR"], "3");
+        assert_eq!(c["ELASTICSEARCH_INDEX_REPLICAS"], "2");
+        // Topics that disagree on replication: the one variable is left to the brokers.
+        let mut p = full();
+        p.spec.kafka.topics.dead_letter.replication_factor = Some(1);
+        let r = render(&p, Component::Ingest).unwrap();
+        assert!(!r.config.contains_key("KAFKA_TOPIC_REPLICATION_FACTOR"));
+        // The defaults are the components' own, so a standalone ingest creates the same.
+        let r = render(&minimal(), Component::Ingest).unwrap();
+        let standalone = IngestConfig::from_env(&EnvSource::from_pairs(&[])).unwrap();
+        assert_eq!(
+            r.config["KAFKA_APM_LOG_TOPIC_PARTITIONS"],
+            standalone.new_topics.log_partitions.to_string()
+        );
+        assert_eq!(
+            r.config["ELASTICSEARCH_INDEX_REPLICAS"],
+            standalone.elasticsearch.index_replicas.to_string()
+        );
     }
 }

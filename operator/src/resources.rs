@@ -18,6 +18,7 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource as _;
+use panopticon_model::config::vars;
 
 use crate::crd::{AutoscalingMode, Panopticon, PodSpecOverrides, ServiceSpec as CrServiceSpec};
 use crate::render::{ADMIN_PORT, Component, Rendered};
@@ -147,7 +148,7 @@ pub fn deployment(
 ) -> Deployment {
     let overrides = pod_overrides(pano, component);
     let image = &pano.spec.image;
-    let mut env: Vec<EnvVar> = ["POD_NAME", "POD_NAMESPACE"]
+    let mut env: Vec<EnvVar> = ["POD_NAME", vars::POD_NAMESPACE.name]
         .into_iter()
         .zip(["metadata.name", "metadata.namespace"])
         .map(|(var, path)| EnvVar {

@@ -34,6 +34,91 @@ fn the_committed_crd_is_what_the_types_generate() {
     );
 }
 
+/// Where the CRD and a component share a default, the committed CRD shows the default the
+/// component's variable declares (`panopticon_model::config::vars`).
+#[test]
+fn the_crd_shows_the_components_declared_defaults() {
+    use panopticon_model::config::vars;
+    let crd = documents(&root().join("crds/panopticon.io_panopticons.yaml")).remove(0);
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    let topics = &spec["kafka"]["properties"]["topics"]["default"];
+    let streams = &spec["elasticsearch"]["properties"]["streams"]["default"];
+    let checks = [
+        (&topics["logs"]["name"], &vars::KAFKA_APM_LOG_TOPIC),
+        (&topics["spans"]["name"], &vars::KAFKA_APM_SPAN_TOPIC),
+        (&topics["errors"]["name"], &vars::KAFKA_APM_LOG_ERROR_TOPIC),
+        (&topics["deadLetter"]["name"], &vars::KAFKA_APM_DLQ_TOPIC),
+        (
+            &topics["logs"]["partitions"],
+            &vars::KAFKA_APM_LOG_TOPIC_PARTITIONS,
+        ),
+        (
+            &topics["spans"]["partitions"],
+            &vars::KAFKA_APM_SPAN_TOPIC_PARTITIONS,
+        ),
+        (
+            &topics["errors"]["partitions"],
+            &vars::KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS,
+        ),
+        (
+            &topics["deadLetter"]["partitions"],
+            &vars::KAFKA_APM_DLQ_TOPIC_PARTITIONS,
+        ),
+        (
+            &streams["logs"]["name"],
+            &vars::ELASTICSEARCH_APM_LOG_STREAM,
+        ),
+        (
+            &streams["traces"]["name"],
+            &vars::ELASTICSEARCH_APM_SPAN_STREAM,
+        ),
+        (
+            &streams["metrics"]["name"],
+            &vars::ELASTICSEARCH_APM_ROLLUP_STREAM,
+        ),
+        (
+            &spec["elasticsearch"]["properties"]["replicas"]["default"],
+            &vars::ELASTICSEARCH_INDEX_REPLICAS,
+        ),
+        (
+            &spec["ingest"]["properties"]["consumerGroup"]["default"],
+            &vars::KAFKA_CONSUMER_GROUP,
+        ),
+        (
+            &spec["query"]["properties"]["service"]["default"]["port"],
+            &vars::PORT,
+        ),
+        (
+            &spec["alert"]["properties"]["service"]["default"]["port"],
+            &vars::ERROR_STREAM_PORT,
+        ),
+    ];
+    for (shown, var) in checks {
+        let shown = match shown {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => panic!("{}: the CRD shows {other:?}", var.name),
+        };
+        assert_eq!(
+            Some(shown.as_str()),
+            var.default_value(),
+            "the CRD's default for {} differs from the declaration",
+            var.name
+        );
+    }
+}
+
+/// `docs/configuration.md` is generated from the variables' declarations.
+#[test]
+fn the_committed_configuration_reference_is_what_the_declarations_generate() {
+    let committed = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    assert!(
+        committed == panopticon_operator::reference::markdown(),
+        "docs/configuration.md drifted from the variables' declarations; regenerate it with `{}`",
+        panopticon_operator::reference::REGENERATE
+    );
+}
+
 /// Client-side `kubectl apply` stores the object in a 256 KiB annotation.
 #[test]
 fn the_crd_fits_a_client_side_apply() {

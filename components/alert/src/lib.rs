@@ -39,7 +39,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context as _;
 use panopticon_common::auth::Tokens;
 use panopticon_kafka::KafkaSecrets;
-use panopticon_model::config::AlertConfig;
+use panopticon_model::config::{AlertConfig, EnvSource, vars};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -65,8 +65,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tokens = Tokens::load(
-        "ERROR_STREAM_AUTH_TOKENS",
-        "ERROR_STREAM_AUTH_TOKENS_FILE",
+        EnvSource::process().secret(&vars::ERROR_STREAM_AUTH_TOKENS),
+        vars::ERROR_STREAM_AUTH_TOKENS_FILE.name,
         config.auth_tokens_file.as_deref(),
     )?;
     if tokens.is_none() {

@@ -161,7 +161,7 @@ async fn run() -> Result<()> {
         (&bare_logs, StreamKind::Logs),
         (&bare_spans, StreamKind::Spans),
     ] {
-        bootstrap::ensure_stream(&es, &format!("{stream}-template"), stream, kind).await?;
+        bootstrap::ensure_stream(&es, &format!("{stream}-template"), stream, kind, 1).await?;
     }
 
     // Warm-up: JIT and caches of OpenSearch, on other streams.
@@ -180,7 +180,7 @@ async fn run() -> Result<()> {
         } else {
             StreamKind::Spans
         };
-        bootstrap::ensure_stream(&es, &format!("{stream}-template"), &stream, kind).await?;
+        bootstrap::ensure_stream(&es, &format!("{stream}-template"), &stream, kind, 1).await?;
     }
     bulk_load(&es, warm, batch, parallel).await?;
 

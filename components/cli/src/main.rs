@@ -4,15 +4,16 @@
 //! `query` serves the dashboards' HTTP API; `alert` pushes error logs live over Socket.IO and
 //! WebSocket. `sample` produces realistic traffic to Kafka for demos and benchmarks.
 //!
-//! Pipeline configuration comes from environment variables (see `panopticon --help`,
-//! `panopticon_model::config` and docs/configuration.md); runtime knobs (log format, admin address) are flags.
+//! Pipeline configuration comes from environment variables (declared in
+//! `panopticon_model::config::vars`, listed by each subcommand's `--help` and in
+//! docs/configuration.md); runtime knobs (log format, admin address) are flags.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 mod sample;
 
 use panopticon_model::{DecodeContext, Limits, decode_log, decode_span, ids, split_payload};
@@ -111,8 +112,22 @@ enum EventKind {
     Span,
 }
 
+/// The command line, each subcommand's `--help` ending with the environment variables it reads
+/// (generated from their declarations).
+fn command_line() -> clap::Command {
+    panopticon_model::config::vars::ALL
+        .iter()
+        .fold(Args::command(), |cli, reads| {
+            cli.mut_subcommand(reads.command, |sub| sub.after_help(reads.help()))
+        })
+}
+
 fn main() -> ExitCode {
-    let Args { command } = Args::parse();
+    let matches = command_line().get_matches();
+    let Args { command } = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     let result = match command {
         Command::Check { kind, file } => check(kind, file),
         Command::Sample { sample, log_format } => {

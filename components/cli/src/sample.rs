@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use chrono::TimeDelta;
 use panopticon_kafka::{KafkaSecrets, client_config};
-use panopticon_model::config::{ConfigError, EnvSource, KafkaConfig};
+use panopticon_model::config::{ConfigError, EnvSource, KafkaConfig, vars};
 use panopticon_model::workload::{Event, Generator, MAX_SERVICES, Shape};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
@@ -125,8 +125,12 @@ pub struct Target {
     pub log_topic: String,
     /// `KAFKA_APM_SPAN_TOPIC`, default `apm.spans`.
     pub span_topic: String,
-    /// Create missing topics first (`KAFKA_CREATE_TOPICS`, default true, as ingest).
+    /// Create missing topics first (`KAFKA_CREATE_TOPICS`, as ingest), with
+    /// `KAFKA_APM_{LOG,SPAN}_TOPIC_PARTITIONS` partitions and `KAFKA_TOPIC_REPLICATION_FACTOR`.
     pub create_topics: bool,
+    pub log_partitions: i32,
+    pub span_partitions: i32,
+    pub replication_factor: Option<i32>,
 }
 
 impl Target {
@@ -134,13 +138,20 @@ impl Target {
     pub fn from_env(env: &EnvSource<'_>) -> Result<Self, ConfigError> {
         let target = Self {
             kafka: KafkaConfig::from_env(env)?,
-            log_topic: env.string("KAFKA_APM_LOG_TOPIC", "apm.logs"),
-            span_topic: env.string("KAFKA_APM_SPAN_TOPIC", "apm.spans"),
-            create_topics: env.bool("KAFKA_CREATE_TOPICS", true)?,
+            log_topic: env.text(&vars::KAFKA_APM_LOG_TOPIC),
+            span_topic: env.text(&vars::KAFKA_APM_SPAN_TOPIC),
+            create_topics: env.bool(&vars::KAFKA_CREATE_TOPICS)?,
+            log_partitions: env.at_least(&vars::KAFKA_APM_LOG_TOPIC_PARTITIONS, 1)?,
+            span_partitions: env.at_least(&vars::KAFKA_APM_SPAN_TOPIC_PARTITIONS, 1)?,
+            replication_factor: env.at_least_opt(&vars::KAFKA_TOPIC_REPLICATION_FACTOR, 1)?,
         };
         if target.log_topic == target.span_topic {
             return Err(ConfigError::new(
-                "KAFKA_APM_LOG_TOPIC/KAFKA_APM_SPAN_TOPIC",
+                format!(
+                    "{}/{}",
+                    vars::KAFKA_APM_LOG_TOPIC.name,
+                    vars::KAFKA_APM_SPAN_TOPIC.name
+                ),
                 format!(
                     "logs and spans must use different topics, both are {:?}",
                     target.log_topic
@@ -202,15 +213,16 @@ pub async fn run(
     if target.create_topics {
         let created = panopticon_kafka::ensure_topics(
             &base,
-            &[target.log_topic.as_str(), target.span_topic.as_str()],
+            &[
+                (target.log_topic.as_str(), target.log_partitions),
+                (target.span_topic.as_str(), target.span_partitions),
+            ],
+            target.replication_factor,
         )
         .await
         .map_err(anyhow::Error::msg)?;
         if !created.is_empty() {
-            tracing::info!(
-                ?created,
-                "created missing topics with the broker's defaults"
-            );
+            tracing::info!(?created, "created missing topics");
         }
     }
     let producer: Arc<ThreadedProducer<Acks>> = Arc::new(

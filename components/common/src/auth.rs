@@ -20,16 +20,17 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// Reads the process variable `list_var` and the file `file` (named by `file_var`, which
-    /// only appears in error messages); `None` when neither holds a token.
+    /// Reads the comma-separated `list` (a secret variable, read with `EnvSource::secret`) and
+    /// the file `file` (named by `file_var`, which only appears in error messages); `None` when
+    /// neither holds a token.
     pub fn load(
-        list_var: &str,
+        list: Option<SecretString>,
         file_var: &str,
         file: Option<&str>,
     ) -> anyhow::Result<Option<Self>> {
         let mut tokens = Vec::new();
-        if let Ok(list) = std::env::var(list_var) {
-            tokens.extend(parse(&list.replace(',', "\n")));
+        if let Some(list) = list {
+            tokens.extend(parse(&list.expose_secret().replace(',', "\n")));
         }
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)

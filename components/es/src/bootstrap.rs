@@ -18,32 +18,51 @@
 use elasticsearch::http::Method;
 use panopticon_model::config::StreamNames;
 use panopticon_model::rollup::{RollupIndices, SeriesKind};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::client::{EsClient, EsError, Flavour};
 use crate::templates::{self, StreamKind};
 
-/// Ensures the template and the data stream of the log and span streams.
-pub async fn ensure_ingest_streams(client: &EsClient, names: &StreamNames) -> Result<(), EsError> {
-    ensure_stream(client, &names.logs_template, &names.logs, StreamKind::Logs).await?;
+/// Ensures the template and the data stream of the log and span streams, with `replicas` as
+/// `index.number_of_replicas` (`ELASTICSEARCH_INDEX_REPLICAS`).
+pub async fn ensure_ingest_streams(
+    client: &EsClient,
+    names: &StreamNames,
+    replicas: u32,
+) -> Result<(), EsError> {
+    ensure_stream(
+        client,
+        &names.logs_template,
+        &names.logs,
+        StreamKind::Logs,
+        replicas,
+    )
+    .await?;
     ensure_stream(
         client,
         &names.spans_template,
         &names.spans,
         StreamKind::Spans,
+        replicas,
     )
     .await
 }
 
-/// PUTs the index templates of the rollup indices (service and endpoint series). The indices
-/// themselves are created by the first write into them.
+/// PUTs the index templates of the rollup indices (service and endpoint series), with
+/// `replicas` as `index.number_of_replicas`. The indices themselves are created by the first
+/// write into them.
 pub async fn ensure_rollup_templates(
     client: &EsClient,
     names: &StreamNames,
+    replicas: u32,
 ) -> Result<(), EsError> {
     let indices = RollupIndices::new(&names.metrics);
     for kind in [SeriesKind::Service, SeriesKind::Endpoint] {
-        let template = templates::rollup_template(&indices.pattern(kind), &indices.alias(kind));
+        let template = templates::rollup_template_with_settings(
+            &indices.pattern(kind),
+            &indices.alias(kind),
+            &replica_settings(replicas),
+        );
         put_template(client, &rollup_template_name(names, kind), &template).await?;
     }
     Ok(())
@@ -93,16 +112,27 @@ async fn put_template(client: &EsClient, name: &str, template: &Value) -> Result
         .map(|_| ())
 }
 
-/// PUTs the index template of `kind` for the engine that answers, creates the data stream if
-/// it does not exist, and rolls it over when its write index has a stale `labels` mapping.
+/// `index.number_of_replicas`, as a template's extra settings.
+fn replica_settings(replicas: u32) -> Map<String, Value> {
+    Map::from_iter([("index.number_of_replicas".to_owned(), Value::from(replicas))])
+}
+
+/// PUTs the index template of `kind` for the engine that answers (with `replicas` as
+/// `index.number_of_replicas`), creates the data stream if it does not exist, and rolls it over
+/// when its write index has a stale `labels` mapping.
 pub async fn ensure_stream(
     client: &EsClient,
     template_name: &str,
     stream: &str,
     kind: StreamKind,
+    replicas: u32,
 ) -> Result<(), EsError> {
     let flavour = client.flavour().await?;
-    let template = templates::template(stream, kind.properties(flavour));
+    let template = templates::template_with_settings(
+        stream,
+        kind.properties(flavour),
+        &replica_settings(replicas),
+    );
     let created = ensure_stream_with_template(client, template_name, stream, &template).await?;
     if !created {
         roll_over_stale_labels(client, stream, template_name, flavour).await?;

@@ -7,7 +7,7 @@ use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::headers::{ACCEPT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, StatusCode};
-use panopticon_model::config::ElasticsearchConfig;
+use panopticon_model::config::{ElasticsearchConfig, EnvSource, vars};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
@@ -107,7 +107,7 @@ impl std::fmt::Debug for EsClient {
 
 /// Credentials read from the environment (or, in the operator, from Kubernetes Secrets), never
 /// from configuration files.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct EsSecrets {
     /// `OPENSEARCH_PASSWORD` or `ELASTICSEARCH_PASSWORD`.
     pub password: Option<SecretString>,
@@ -122,12 +122,15 @@ pub struct EsSecrets {
 impl EsSecrets {
     /// Reads the secrets from the process environment.
     pub fn from_process_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::from_env(&EnvSource::process())
+    }
+
+    pub fn from_env(env: &EnvSource<'_>) -> Self {
         Self {
-            password: var("OPENSEARCH_PASSWORD")
-                .or_else(|| var("ELASTICSEARCH_PASSWORD"))
-                .map(SecretString::from),
-            api_key: var("ELASTICSEARCH_API_KEY").map(SecretString::from),
+            password: env
+                .secret(&vars::OPENSEARCH_PASSWORD)
+                .or_else(|| env.secret(&vars::ELASTICSEARCH_PASSWORD)),
+            api_key: env.secret(&vars::ELASTICSEARCH_API_KEY),
             ca_pem: None,
         }
     }
@@ -329,7 +332,6 @@ pub fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use panopticon_model::config::EnvSource;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     /// Answers one request like an OpenSearch root endpoint and returns the request head.
@@ -477,6 +479,24 @@ mod tests {
         };
         let client = EsClient::new(&config("http://127.0.0.1:1", Some("u")), &secrets).unwrap();
         let shown = format!("{client:?} {:?} {:?}", secrets.password, secrets.api_key);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn secrets_read_from_the_environment_are_redacted() {
+        let env = EnvSource::from_pairs(&[
+            ("ELASTICSEARCH_PASSWORD", "s3cret"),
+            ("ELASTICSEARCH_API_KEY", "k3y"),
+        ]);
+        let secrets = EsSecrets::from_env(&env);
+        assert_eq!(
+            secrets.password.as_ref().map(|p| p.expose_secret()),
+            Some("s3cret")
+        );
+        let shown = format!("{secrets:?}");
         assert!(
             !shown.contains("s3cret") && !shown.contains("k3y"),
             "{shown}"

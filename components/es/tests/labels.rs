@@ -115,6 +115,7 @@ async fn new_stream(es: &EsClient, prefix: &str) -> String {
         &format!("{stream}-template"),
         &stream,
         StreamKind::Spans,
+        1,
     )
     .await
     .expect("the stack's OpenSearch answers as documented");
@@ -313,7 +314,7 @@ async fn an_old_data_stream_rolls_over_onto_the_new_mapping_and_keeps_its_docume
     );
 
     // The components' bootstrap puts the new template and rolls the stream over, once.
-    ensure_stream(&es, &template_name, &stream, StreamKind::Spans)
+    ensure_stream(&es, &template_name, &stream, StreamKind::Spans, 1)
         .await
         .unwrap();
     assert_eq!(

@@ -206,7 +206,7 @@ async fn templates_the_components_wrote_are_taken_over() {
     let es = client(&panopticon_e2e::elasticsearch_url());
     let plan = unique_plan();
     let s = plan.streams.clone();
-    panopticon_es::bootstrap::ensure_ingest_streams(&es, &s)
+    panopticon_es::bootstrap::ensure_ingest_streams(&es, &s, 1)
         .await
         .unwrap();
 

@@ -53,6 +53,8 @@ pub struct Flusher {
     /// Whether a missing data stream is re-created here (false when the operator provisions
     /// them: its templates carry lifecycle settings ours lack, so only it creates them).
     pub recreate_streams: bool,
+    /// `index.number_of_replicas` of the templates it re-creates.
+    pub index_replicas: u32,
     pub producer: Producer,
     pub settle: UnboundedSender<Vec<Settlement>>,
     pub metrics: Metrics,
@@ -150,8 +152,12 @@ impl Flusher {
                      provisions it again"
                 );
             } else if missing_stream
-                && let Err(error) =
-                    panopticon_es::bootstrap::ensure_ingest_streams(&self.es, &self.streams).await
+                && let Err(error) = panopticon_es::bootstrap::ensure_ingest_streams(
+                    &self.es,
+                    &self.streams,
+                    self.index_replicas,
+                )
+                .await
             {
                 tracing::warn!(%error, "cannot re-create the data streams");
             }

@@ -134,22 +134,25 @@ pub async fn run(
         &format!("{}-admin", config.client_id),
     )
     .map_err(anyhow::Error::msg)?;
+    let new = &config.new_topics;
     let topics = [
-        &config.log_topic,
-        &config.span_topic,
-        &config.error_topic,
-        &config.dlq_topic,
-    ]
-    .map(String::as_str);
+        (config.log_topic.as_str(), new.log_partitions),
+        (config.span_topic.as_str(), new.span_partitions),
+        (config.error_topic.as_str(), new.error_partitions),
+        (config.dlq_topic.as_str(), new.dlq_partitions),
+    ];
     if config.create_topics {
         let mut attempt = 0;
         loop {
-            match panopticon_kafka::ensure_topics(&admin_config, &topics).await {
+            match panopticon_kafka::ensure_topics(&admin_config, &topics, new.replication_factor)
+                .await
+            {
                 Ok(created) => {
                     if !created.is_empty() {
                         tracing::info!(
                             ?created,
-                            "created missing topics with the broker's defaults"
+                            replication_factor = ?new.replication_factor,
+                            "created missing topics"
                         );
                     }
                     break;
@@ -166,7 +169,7 @@ pub async fn run(
         }
     } else {
         tracing::info!(
-            ?topics,
+            topics = ?topics.map(|(name, _)| name),
             "KAFKA_CREATE_TOPICS is false: the topics are expected to exist"
         );
     }
@@ -179,7 +182,13 @@ pub async fn run(
             "prepare the data streams",
             &shutdown,
             panopticon_es::EsError::is_retryable,
-            || panopticon_es::bootstrap::ensure_ingest_streams(&es, streams),
+            || {
+                panopticon_es::bootstrap::ensure_ingest_streams(
+                    &es,
+                    streams,
+                    config.elasticsearch.index_replicas,
+                )
+            },
         )
         .await
         .context("cannot prepare the data streams")?
@@ -247,6 +256,7 @@ pub async fn run(
         es,
         streams: config.elasticsearch.streams.clone(),
         recreate_streams: config.elasticsearch.manage_templates,
+        index_replicas: config.elasticsearch.index_replicas,
         producer: producer.clone(),
         settle: settle_tx.clone(),
         metrics: metrics.clone(),

@@ -1,4 +1,4 @@
-use panopticon_model::config::KafkaConfig;
+use panopticon_model::config::{EnvSource, KafkaConfig, vars};
 use rdkafka::ClientConfig;
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -11,11 +11,12 @@ pub struct KafkaSecrets {
 
 impl KafkaSecrets {
     pub fn from_process_env() -> Self {
+        Self::from_env(&EnvSource::process())
+    }
+
+    pub fn from_env(env: &EnvSource<'_>) -> Self {
         Self {
-            sasl_password: std::env::var("KAFKA_SASL_PASSWORD")
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(SecretString::from),
+            sasl_password: env.secret(&vars::KAFKA_SASL_PASSWORD),
         }
     }
 }
@@ -53,7 +54,11 @@ pub fn client_config(
     }
     if let Some(mechanism) = config.sasl_mechanism {
         let password = secrets.sasl_password.as_ref().ok_or_else(|| {
-            "KAFKA_SASL_PASSWORD: is required when KAFKA_SASL_MECHANISM is set".to_owned()
+            format!(
+                "{}: is required when {} is set",
+                vars::KAFKA_SASL_PASSWORD.name,
+                vars::KAFKA_SASL_MECHANISM.name
+            )
         })?;
         c.set("sasl.mechanism", mechanism.as_librdkafka())
             .set(
@@ -68,7 +73,6 @@ pub fn client_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use panopticon_model::config::EnvSource;
 
     fn kafka(pairs: &[(&str, &str)]) -> KafkaConfig {
         KafkaConfig::from_env(&EnvSource::from_pairs(pairs)).unwrap()
@@ -115,9 +119,11 @@ mod tests {
 
     #[test]
     fn password_is_not_in_debug_output_of_secrets() {
-        let secrets = KafkaSecrets {
-            sasl_password: Some("hunter2".to_owned().into()),
-        };
+        let secrets = KafkaSecrets::from_env(&EnvSource::from_pairs(&[(
+            "KAFKA_SASL_PASSWORD",
+            "hunter2",
+        )]));
+        assert!(secrets.sasl_password.is_some());
         assert!(!format!("{:?}", secrets.sasl_password).contains("hunter2"));
     }
 }

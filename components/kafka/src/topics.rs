@@ -1,8 +1,9 @@
 //! The topics Panopticon reads and writes.
 //!
 //! Two audiences:
-//! - the components call [`ensure_topics`] at start-up: create what is missing, with the broker's
-//!   defaults, and never fail because someone else created a topic first;
+//! - the components call [`ensure_topics`] at start-up: create what is missing, with the
+//!   partitions and replication their configuration gives, and never fail because someone else
+//!   created a topic first;
 //! - the operator calls [`reconcile_topics`] with the topics the `Panopticon` resource declares
 //!   (name, partitions, replication factor, retention) and [`delete_topics`] when its
 //!   `deletionPolicy` is `Delete`.
@@ -189,17 +190,27 @@ impl ClientContext for ProbeContext {
     }
 }
 
-/// Creates whichever of `names` do not exist, with the broker's default partition count and
-/// replication factor. Idempotent and safe when several replicas race (an existing topic is
-/// success). Returns the topics it created. Not being allowed to create topics is reported as
-/// a warning, not an error: an administrator may have created them.
-pub async fn ensure_topics(config: &ClientConfig, names: &[&str]) -> Result<Vec<String>, String> {
+/// Creates whichever of `topics` (name, partition count) do not exist, with
+/// `replication_factor` replicas of each partition (`None`: the brokers'
+/// `default.replication.factor`). An existing topic is left as it is. Idempotent and safe when
+/// several replicas race (an existing topic is success). Returns the topics it created. Not
+/// being allowed to create topics is reported as a warning, not an error: an administrator may
+/// have created them.
+pub async fn ensure_topics(
+    config: &ClientConfig,
+    topics: &[(&str, i32)],
+    replication_factor: Option<i32>,
+) -> Result<Vec<String>, String> {
     let admin: AdminClient<DefaultClientContext> = config
         .create()
         .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
-    let topics: Vec<NewTopic<'_>> = names
+    let replication = replication_factor.unwrap_or(-1);
+    let names: Vec<&str> = topics.iter().map(|(name, _)| *name).collect();
+    let topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|n| NewTopic::new(n, -1, TopicReplication::Fixed(-1)))
+        .map(|(name, partitions)| {
+            NewTopic::new(name, *partitions, TopicReplication::Fixed(replication))
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin

@@ -36,7 +36,7 @@ async fn every_mechanism_authenticates_with_the_right_password() {
         let client = client_config(&config, &password(&right), "sasl-test").unwrap();
         assert_eq!(client.get("security.protocol"), Some("sasl_plaintext"));
         let topic = panopticon_e2e::unique_name(&format!("sasl-{mechanism}"));
-        ensure_topics(&client, &[&topic]).await.unwrap();
+        ensure_topics(&client, &[(&topic, 1)], None).await.unwrap();
 
         let producer: FutureProducer = client.clone().set("acks", "all").create().unwrap();
         producer

@@ -46,7 +46,7 @@ async fn the_ca_file_verifies_the_broker_and_data_flows_over_tls() {
     let mut client = client_config(&config, &secrets, "tls-test").unwrap();
     assert_eq!(client.get("security.protocol"), Some("sasl_ssl"));
     let topic = panopticon_e2e::unique_name("tls");
-    ensure_topics(&client, &[&topic]).await.unwrap();
+    ensure_topics(&client, &[(&topic, 1)], None).await.unwrap();
     let producer: FutureProducer = client.set("acks", "all").create().unwrap();
     producer
         .send(

@@ -15,12 +15,26 @@ async fn creates_missing_topics_once_and_accepts_existing_ones() {
         .await
         .unwrap();
 
-    let created = ensure_topics(&client, &[&a, &b]).await.unwrap();
+    let created = ensure_topics(&client, &[(&a, 5), (&b, 5)], Some(1))
+        .await
+        .unwrap();
     assert_eq!(
         created,
         vec![b.clone()],
         "only the missing topic is created"
     );
-    let again = ensure_topics(&client, &[&a, &b]).await.unwrap();
+    assert_eq!(
+        panopticon_e2e::kafka::partition_count(&b).unwrap(),
+        5,
+        "the created topic has the partitions asked"
+    );
+    assert_eq!(
+        panopticon_e2e::kafka::partition_count(&a).unwrap(),
+        2,
+        "an existing topic is left as it is"
+    );
+    let again = ensure_topics(&client, &[(&a, 5), (&b, 5)], Some(1))
+        .await
+        .unwrap();
     assert!(again.is_empty(), "a second call creates nothing");
 }

@@ -1,5 +1,10 @@
 use serde::{Deserialize, Serialize};
 
+use crate::config::vars::{
+    INGEST_MAX_FUTURE_SKEW_SECS, INGEST_MAX_KEYWORD_BYTES, INGEST_MAX_LABEL_KEY_BYTES,
+    INGEST_MAX_LABEL_VALUE_BYTES, INGEST_MAX_LABELS, INGEST_MAX_MESSAGE_BYTES,
+};
+
 /// Size limits applied to every event. Exceeding one rejects the event with an error naming the
 /// field (it goes to the dead-letter topic); nothing is ever cut silently.
 ///
@@ -30,12 +35,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_message_bytes: 64 * 1024,
-            max_keyword_bytes: 1024,
-            max_labels: 64,
-            max_label_key_bytes: 128,
-            max_label_value_bytes: 4096,
-            max_future_skew_secs: 24 * 3600,
+            max_message_bytes: INGEST_MAX_MESSAGE_BYTES.typed_default(),
+            max_keyword_bytes: INGEST_MAX_KEYWORD_BYTES.typed_default(),
+            max_labels: INGEST_MAX_LABELS.typed_default(),
+            max_label_key_bytes: INGEST_MAX_LABEL_KEY_BYTES.typed_default(),
+            max_label_value_bytes: INGEST_MAX_LABEL_VALUE_BYTES.typed_default(),
+            max_future_skew_secs: INGEST_MAX_FUTURE_SKEW_SECS.typed_default(),
         }
     }
 }

@@ -37,10 +37,9 @@ use axum::Router;
 use axum::http::{HeaderName, Method, header};
 use axum::routing::get;
 use panopticon_es::{EsClient, EsSecrets};
-use panopticon_model::config::QueryConfig;
+use panopticon_model::config::{EnvSource, QueryConfig, vars};
 use panopticon_model::rollup::{RollupIndices, SeriesKind};
 use prometheus_client::registry::Registry;
-use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{AppState, Shared};
@@ -78,11 +77,9 @@ pub fn state(config: QueryConfig, registry: &mut Registry) -> anyhow::Result<App
     // Each search is bounded by QUERY_TIMEOUT_MS (the client's timeout).
     let mut es_config = config.elasticsearch.clone();
     es_config.request_timeout_ms = config.timeout_ms;
-    let es = EsClient::new(&es_config, &EsSecrets::from_process_env())?;
-    let redis_password = std::env::var("REDIS_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(SecretString::from);
+    let env = EnvSource::process();
+    let es = EsClient::new(&es_config, &EsSecrets::from_env(&env))?;
+    let redis_password = env.secret(&vars::REDIS_PASSWORD);
     let cache = Cache::new(&config.cache, redis_password, metrics.clone())?;
     let rollup_alias =
         RollupIndices::new(&config.elasticsearch.streams.metrics).alias(SeriesKind::Service);
@@ -163,8 +160,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tokens = Tokens::load(
-        "QUERY_AUTH_TOKENS",
-        "QUERY_AUTH_TOKENS_FILE",
+        EnvSource::process().secret(&vars::QUERY_AUTH_TOKENS),
+        vars::QUERY_AUTH_TOKENS_FILE.name,
         config.auth_tokens_file.as_deref(),
     )?;
     if tokens.is_none() {

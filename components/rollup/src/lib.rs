@@ -134,6 +134,7 @@ pub async fn run(
                 panopticon_es::bootstrap::ensure_rollup_templates(
                     &es,
                     &config.elasticsearch.streams,
+                    config.elasticsearch.index_replicas,
                 )
                 .await?;
             } else {

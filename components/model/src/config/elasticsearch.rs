@@ -1,36 +1,40 @@
 use serde::{Deserialize, Serialize};
 
 use super::env::{ConfigError, EnvSource, ToEnv};
+use super::var::Var;
+use super::vars::*;
 
 /// Where Elasticsearch/OpenSearch is and how to talk to it. Credentials are not here (see the
 /// module docs): `OPENSEARCH_PASSWORD` / `ELASTICSEARCH_PASSWORD` and `ELASTICSEARCH_API_KEY`
 /// are read by the client into redacting types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ElasticsearchConfig {
-    /// Base URL (`ELASTICSEARCH_NODE`, default `http://localhost:9200`).
+    /// Base URL (`ELASTICSEARCH_NODE`).
     pub node: String,
     /// Basic-auth user (`OPENSEARCH_USERNAME` or `ELASTICSEARCH_USERNAME`); the password comes
     /// from `OPENSEARCH_PASSWORD` / `ELASTICSEARCH_PASSWORD`.
     pub username: Option<String>,
     /// PEM file of the CA that signed the server certificate (`ELASTICSEARCH_CA_FILE`).
     pub ca_file: Option<String>,
-    /// Verify the server certificate (`OPENSEARCH_REJECT_UNAUTHORIZED`, default true). Turning
-    /// it off is logged as a warning at every start.
+    /// Verify the server certificate (`OPENSEARCH_REJECT_UNAUTHORIZED`). Turning it off is
+    /// logged as a warning at every start.
     pub verify_certificates: bool,
-    /// Timeout of one request in milliseconds (`ELASTICSEARCH_REQUEST_TIMEOUT_MS`, default
-    /// 30 000, the seed client's).
+    /// Timeout of one request in milliseconds (`ELASTICSEARCH_REQUEST_TIMEOUT_MS`).
     pub request_timeout_ms: u64,
     /// Data stream names.
     pub streams: StreamNames,
     /// Whether the component creates its index templates and data streams at start
-    /// (`ELASTICSEARCH_MANAGE_TEMPLATES`, default true). The operator sets it to false when it
+    /// (`ELASTICSEARCH_MANAGE_TEMPLATES`). The operator sets it to false when it
     /// provisions them itself (with lifecycle settings the components' own templates lack):
     /// then ingest waits until its data streams exist, and rollup leaves the templates alone.
     pub manage_templates: bool,
+    /// `index.number_of_replicas` of the templates the component creates
+    /// (`ELASTICSEARCH_INDEX_REPLICAS`); the operator's templates carry its own.
+    pub index_replicas: u32,
 }
 
 /// The data streams and their index templates (`ELASTICSEARCH_APM_{LOG,SPAN,ROLLUP}_STREAM`
-/// and `..._TEMPLATE`, defaults as in the seed).
+/// and `..._TEMPLATE`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamNames {
     pub logs: String,
@@ -41,48 +45,54 @@ pub struct StreamNames {
     pub metrics_template: String,
 }
 
-const VARS: [&str; 6] = [
-    "ELASTICSEARCH_APM_LOG_STREAM",
-    "ELASTICSEARCH_APM_SPAN_STREAM",
-    "ELASTICSEARCH_APM_ROLLUP_STREAM",
-    "ELASTICSEARCH_APM_LOG_TEMPLATE",
-    "ELASTICSEARCH_APM_SPAN_TEMPLATE",
-    "ELASTICSEARCH_APM_ROLLUP_TEMPLATE",
+/// The stream and template variables, in the order of [`StreamNames::names`].
+const STREAM_VARS: [&Var; 6] = [
+    &ELASTICSEARCH_APM_LOG_STREAM,
+    &ELASTICSEARCH_APM_SPAN_STREAM,
+    &ELASTICSEARCH_APM_ROLLUP_STREAM,
+    &ELASTICSEARCH_APM_LOG_TEMPLATE,
+    &ELASTICSEARCH_APM_SPAN_TEMPLATE,
+    &ELASTICSEARCH_APM_ROLLUP_TEMPLATE,
 ];
 
 impl ElasticsearchConfig {
     pub fn from_env(env: &EnvSource<'_>) -> Result<Self, ConfigError> {
-        let node = env.string("ELASTICSEARCH_NODE", "http://localhost:9200");
+        let node = env.text(&ELASTICSEARCH_NODE);
         if !(node.starts_with("http://") || node.starts_with("https://")) {
             return Err(ConfigError::new(
-                "ELASTICSEARCH_NODE",
+                ELASTICSEARCH_NODE.name,
                 format!("must be an http:// or https:// URL, got {node:?}"),
             ));
         }
-        let logs = env.string(VARS[0], "logs-apm");
-        let spans = env.string(VARS[1], "traces-apm");
-        let metrics = env.string(VARS[2], "metrics-apm");
+        let logs = env.text(&ELASTICSEARCH_APM_LOG_STREAM);
+        let spans = env.text(&ELASTICSEARCH_APM_SPAN_STREAM);
+        let metrics = env.text(&ELASTICSEARCH_APM_ROLLUP_STREAM);
+        let template = |var: &Var, stream: &str| {
+            env.value(var)
+                .unwrap_or_else(|| format!("{stream}-template"))
+        };
         let streams = StreamNames {
-            logs_template: env.string(VARS[3], &format!("{logs}-template")),
-            spans_template: env.string(VARS[4], &format!("{spans}-template")),
-            metrics_template: env.string(VARS[5], &format!("{metrics}-template")),
+            logs_template: template(&ELASTICSEARCH_APM_LOG_TEMPLATE, &logs),
+            spans_template: template(&ELASTICSEARCH_APM_SPAN_TEMPLATE, &spans),
+            metrics_template: template(&ELASTICSEARCH_APM_ROLLUP_TEMPLATE, &metrics),
             logs,
             spans,
             metrics,
         };
-        for (var, name) in VARS.iter().zip(streams.names()) {
+        for (var, name) in STREAM_VARS.iter().zip(streams.names()) {
             check_index_name(var, name)?;
         }
         Ok(Self {
             node,
             username: env
-                .get("OPENSEARCH_USERNAME")
-                .or_else(|| env.get("ELASTICSEARCH_USERNAME")),
-            ca_file: env.get("ELASTICSEARCH_CA_FILE"),
-            verify_certificates: env.bool("OPENSEARCH_REJECT_UNAUTHORIZED", true)?,
-            request_timeout_ms: env.at_least("ELASTICSEARCH_REQUEST_TIMEOUT_MS", 30_000, 100)?,
+                .value(&OPENSEARCH_USERNAME)
+                .or_else(|| env.value(&ELASTICSEARCH_USERNAME)),
+            ca_file: env.value(&ELASTICSEARCH_CA_FILE),
+            verify_certificates: env.bool(&OPENSEARCH_REJECT_UNAUTHORIZED)?,
+            request_timeout_ms: env.at_least(&ELASTICSEARCH_REQUEST_TIMEOUT_MS, 100)?,
             streams,
-            manage_templates: env.bool("ELASTICSEARCH_MANAGE_TEMPLATES", true)?,
+            manage_templates: env.bool(&ELASTICSEARCH_MANAGE_TEMPLATES)?,
+            index_replicas: env.parse(&ELASTICSEARCH_INDEX_REPLICAS)?,
         })
     }
 }
@@ -101,7 +111,7 @@ impl StreamNames {
 }
 
 /// Elasticsearch's index-name rules, checked at start-up rather than at the first write.
-fn check_index_name(var: &str, name: &str) -> Result<(), ConfigError> {
+fn check_index_name(var: &Var, name: &str) -> Result<(), ConfigError> {
     let bad = name.is_empty()
         || name.len() > 255
         || name.starts_with(['-', '_', '+', '.'])
@@ -114,7 +124,7 @@ fn check_index_name(var: &str, name: &str) -> Result<(), ConfigError> {
         });
     if bad {
         return Err(ConfigError::new(
-            var,
+            var.name,
             format!(
                 "{name:?} is not a valid index name (lower case, no spaces or \\/*?\"<>|,#:, not starting with -_+.)"
             ),
@@ -126,29 +136,34 @@ fn check_index_name(var: &str, name: &str) -> Result<(), ConfigError> {
 impl ToEnv for ElasticsearchConfig {
     fn to_env(&self) -> Vec<(&'static str, String)> {
         let mut vars = vec![
-            ("ELASTICSEARCH_NODE", self.node.clone()),
+            (ELASTICSEARCH_NODE.name, self.node.clone()),
             (
-                "OPENSEARCH_REJECT_UNAUTHORIZED",
+                OPENSEARCH_REJECT_UNAUTHORIZED.name,
                 self.verify_certificates.to_string(),
             ),
             (
-                "ELASTICSEARCH_REQUEST_TIMEOUT_MS",
+                ELASTICSEARCH_REQUEST_TIMEOUT_MS.name,
                 self.request_timeout_ms.to_string(),
             ),
             (
-                "ELASTICSEARCH_MANAGE_TEMPLATES",
+                ELASTICSEARCH_MANAGE_TEMPLATES.name,
                 self.manage_templates.to_string(),
+            ),
+            (
+                ELASTICSEARCH_INDEX_REPLICAS.name,
+                self.index_replicas.to_string(),
             ),
         ];
         if let Some(u) = &self.username {
-            vars.push(("OPENSEARCH_USERNAME", u.clone()));
+            vars.push((OPENSEARCH_USERNAME.name, u.clone()));
         }
         if let Some(ca) = &self.ca_file {
-            vars.push(("ELASTICSEARCH_CA_FILE", ca.clone()));
+            vars.push((ELASTICSEARCH_CA_FILE.name, ca.clone()));
         }
         vars.extend(
-            VARS.iter()
-                .copied()
+            STREAM_VARS
+                .iter()
+                .map(|v| v.name)
                 .zip(self.streams.names().map(str::to_owned)),
         );
         vars

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::elasticsearch::ElasticsearchConfig;
 use super::env::{ConfigError, EnvSource, ToEnv};
 use super::kafka::KafkaConfig;
+use super::vars::*;
 use crate::limits::Limits;
 
 /// Everything `panopticon ingest` reads.
@@ -10,36 +11,37 @@ use crate::limits::Limits;
 pub struct IngestConfig {
     pub kafka: KafkaConfig,
     pub elasticsearch: ElasticsearchConfig,
-    /// `KAFKA_APM_LOG_TOPIC`, default `apm.logs`.
+    /// `KAFKA_APM_LOG_TOPIC`.
     pub log_topic: String,
-    /// `KAFKA_APM_SPAN_TOPIC`, default `apm.spans`.
+    /// `KAFKA_APM_SPAN_TOPIC`.
     pub span_topic: String,
-    /// Where ERROR logs are forwarded (`KAFKA_APM_LOG_ERROR_TOPIC`, default `apm.logs.error`).
+    /// Where ERROR logs are forwarded (`KAFKA_APM_LOG_ERROR_TOPIC`).
     pub error_topic: String,
-    /// Where invalid or rejected events go (`KAFKA_APM_DLQ_TOPIC`, default `apm.dlq`).
+    /// Where invalid or rejected events go (`KAFKA_APM_DLQ_TOPIC`).
     pub dlq_topic: String,
-    /// Consumer group of all ingest replicas (`KAFKA_CONSUMER_GROUP`, default `panopticon-ingest`).
+    /// Consumer group of all ingest replicas (`KAFKA_CONSUMER_GROUP`).
     pub group_id: String,
-    /// `KAFKA_CLIENT_ID`, default `panopticon-ingest`.
+    /// `KAFKA_CLIENT_ID`.
     pub client_id: String,
-    /// Whether ingest creates its four topics at start when they are missing, with the broker's
-    /// defaults (`KAFKA_CREATE_TOPICS`, default true). The operator sets it to false when it
-    /// creates them itself with their partitions, replication and retention.
+    /// Whether ingest creates its four topics at start when they are missing, as `new_topics`
+    /// says (`KAFKA_CREATE_TOPICS`). The operator sets it to false when it creates them itself
+    /// with their partitions, replication and retention.
     pub create_topics: bool,
-    /// How often settled offsets are committed (`KAFKA_COMMIT_INTERVAL_MS`, default 1 000).
+    pub new_topics: NewTopics,
+    /// How often settled offsets are committed (`KAFKA_COMMIT_INTERVAL_MS`).
     pub commit_interval_ms: u64,
     pub bulk: BulkConfig,
     /// Most events read from Kafka and not yet settled (`INGEST_MAX_INFLIGHT_EVENTS`, default
     /// 100 000). Past it, consumption pauses.
     pub max_inflight_events: usize,
-    /// Most bytes of such events (`INGEST_MAX_INFLIGHT_MB`, default 64 MiB). Past it,
+    /// Most bytes of such events (`INGEST_MAX_INFLIGHT_MB`). Past it,
     /// consumption pauses. Enough for several full batches in flight; the benchmark's peak RSS
     /// is a few times this (document bookkeeping, librdkafka buffers, allocator).
     pub max_inflight_bytes: usize,
     /// How long a SIGTERM may take to flush and commit (`INGEST_SHUTDOWN_TIMEOUT_MS`, default
     /// 25 000, inside Kubernetes' default 30 s grace period).
     pub shutdown_timeout_ms: u64,
-    /// Interval of the throughput log line (`STREAM_THROUGHPUT_MIN_INTERVAL_MS`, default 10 000).
+    /// Interval of the throughput log line (`STREAM_THROUGHPUT_MIN_INTERVAL_MS`).
     pub throughput_log_interval_ms: u64,
     /// Event limits (`INGEST_MAX_MESSAGE_BYTES`, `INGEST_MAX_KEYWORD_BYTES`,
     /// `INGEST_MAX_LABELS`, `INGEST_MAX_LABEL_KEY_BYTES`, `INGEST_MAX_LABEL_VALUE_BYTES`,
@@ -64,72 +66,65 @@ pub struct BulkConfig {
 impl Default for BulkConfig {
     fn default() -> Self {
         Self {
-            batch_size: 5000,
-            batch_bytes: 8 << 20,
-            flush_interval_ms: 1000,
-            max_parallel_flushes: 4,
+            batch_size: BULK_BATCH_SIZE.typed_default(),
+            batch_bytes: mib(BULK_BATCH_BYTES_MB.typed_default()),
+            flush_interval_ms: BULK_FLUSH_INTERVAL_MS.typed_default(),
+            max_parallel_flushes: BULK_MAX_PARALLEL_FLUSHES.typed_default(),
         }
     }
 }
 
+/// `n` MiB in bytes.
+fn mib(n: f64) -> usize {
+    (n * 1048576.0) as usize
+}
+
 impl IngestConfig {
     pub fn from_env(env: &EnvSource<'_>) -> Result<Self, ConfigError> {
-        let d = BulkConfig::default();
-        let batch_mb: f64 = env.parse("BULK_BATCH_BYTES_MB", d.batch_bytes as f64 / 1048576.0)?;
+        let batch_mb: f64 = env.parse(&BULK_BATCH_BYTES_MB)?;
         if !(0.001..=512.0).contains(&batch_mb) {
             return Err(ConfigError::new(
-                "BULK_BATCH_BYTES_MB",
+                BULK_BATCH_BYTES_MB.name,
                 format!("must be between 0.001 and 512, got {batch_mb}"),
             ));
         }
         let bulk = BulkConfig {
-            batch_size: env.at_least("BULK_BATCH_SIZE", d.batch_size, 1)?,
-            batch_bytes: (batch_mb * 1048576.0) as usize,
-            flush_interval_ms: env.at_least("BULK_FLUSH_INTERVAL_MS", d.flush_interval_ms, 1)?,
-            max_parallel_flushes: env.at_least(
-                "BULK_MAX_PARALLEL_FLUSHES",
-                d.max_parallel_flushes,
-                1,
-            )?,
+            batch_size: env.at_least(&BULK_BATCH_SIZE, 1)?,
+            batch_bytes: mib(batch_mb),
+            flush_interval_ms: env.at_least(&BULK_FLUSH_INTERVAL_MS, 1)?,
+            max_parallel_flushes: env.at_least(&BULK_MAX_PARALLEL_FLUSHES, 1)?,
         };
-        let l = Limits::default();
         let limits = Limits {
-            max_message_bytes: env.at_least("INGEST_MAX_MESSAGE_BYTES", l.max_message_bytes, 1)?,
-            max_keyword_bytes: env.at_least("INGEST_MAX_KEYWORD_BYTES", l.max_keyword_bytes, 1)?,
-            max_labels: env.parse("INGEST_MAX_LABELS", l.max_labels)?,
-            max_label_key_bytes: env.at_least(
-                "INGEST_MAX_LABEL_KEY_BYTES",
-                l.max_label_key_bytes,
-                1,
-            )?,
-            max_label_value_bytes: env.at_least(
-                "INGEST_MAX_LABEL_VALUE_BYTES",
-                l.max_label_value_bytes,
-                1,
-            )?,
-            max_future_skew_secs: env
-                .parse("INGEST_MAX_FUTURE_SKEW_SECS", l.max_future_skew_secs)?,
+            max_message_bytes: env.at_least(&INGEST_MAX_MESSAGE_BYTES, 1)?,
+            max_keyword_bytes: env.at_least(&INGEST_MAX_KEYWORD_BYTES, 1)?,
+            max_labels: env.parse(&INGEST_MAX_LABELS)?,
+            max_label_key_bytes: env.at_least(&INGEST_MAX_LABEL_KEY_BYTES, 1)?,
+            max_label_value_bytes: env.at_least(&INGEST_MAX_LABEL_VALUE_BYTES, 1)?,
+            max_future_skew_secs: env.parse(&INGEST_MAX_FUTURE_SKEW_SECS)?,
         };
         let config = Self {
             kafka: KafkaConfig::from_env(env)?,
             elasticsearch: ElasticsearchConfig::from_env(env)?,
-            log_topic: env.string("KAFKA_APM_LOG_TOPIC", "apm.logs"),
-            span_topic: env.string("KAFKA_APM_SPAN_TOPIC", "apm.spans"),
-            error_topic: env.string("KAFKA_APM_LOG_ERROR_TOPIC", "apm.logs.error"),
-            dlq_topic: env.string("KAFKA_APM_DLQ_TOPIC", "apm.dlq"),
-            group_id: env.string("KAFKA_CONSUMER_GROUP", "panopticon-ingest"),
-            client_id: env.string("KAFKA_CLIENT_ID", "panopticon-ingest"),
-            create_topics: env.bool("KAFKA_CREATE_TOPICS", true)?,
-            commit_interval_ms: env.at_least("KAFKA_COMMIT_INTERVAL_MS", 1000, 10)?,
+            log_topic: env.text(&KAFKA_APM_LOG_TOPIC),
+            span_topic: env.text(&KAFKA_APM_SPAN_TOPIC),
+            error_topic: env.text(&KAFKA_APM_LOG_ERROR_TOPIC),
+            dlq_topic: env.text(&KAFKA_APM_DLQ_TOPIC),
+            group_id: env.text(&KAFKA_CONSUMER_GROUP),
+            client_id: env.text(&INGEST_CLIENT_ID),
+            create_topics: env.bool(&KAFKA_CREATE_TOPICS)?,
+            new_topics: NewTopics {
+                log_partitions: env.at_least(&KAFKA_APM_LOG_TOPIC_PARTITIONS, 1)?,
+                span_partitions: env.at_least(&KAFKA_APM_SPAN_TOPIC_PARTITIONS, 1)?,
+                error_partitions: env.at_least(&KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS, 1)?,
+                dlq_partitions: env.at_least(&KAFKA_APM_DLQ_TOPIC_PARTITIONS, 1)?,
+                replication_factor: env.at_least_opt(&KAFKA_TOPIC_REPLICATION_FACTOR, 1)?,
+            },
+            commit_interval_ms: env.at_least(&KAFKA_COMMIT_INTERVAL_MS, 10)?,
             bulk,
-            max_inflight_events: env.at_least("INGEST_MAX_INFLIGHT_EVENTS", 100_000, 1)?,
-            max_inflight_bytes: env.at_least::<usize>("INGEST_MAX_INFLIGHT_MB", 64, 1)? << 20,
-            shutdown_timeout_ms: env.at_least("INGEST_SHUTDOWN_TIMEOUT_MS", 25_000, 100)?,
-            throughput_log_interval_ms: env.at_least(
-                "STREAM_THROUGHPUT_MIN_INTERVAL_MS",
-                10_000,
-                100,
-            )?,
+            max_inflight_events: env.at_least(&INGEST_MAX_INFLIGHT_EVENTS, 1)?,
+            max_inflight_bytes: env.at_least::<usize>(&INGEST_MAX_INFLIGHT_MB, 1)? << 20,
+            shutdown_timeout_ms: env.at_least(&INGEST_SHUTDOWN_TIMEOUT_MS, 100)?,
+            throughput_log_interval_ms: env.at_least(&STREAM_THROUGHPUT_MIN_INTERVAL_MS, 100)?,
             limits,
         };
         config.validate()?;
@@ -140,7 +135,7 @@ impl IngestConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.log_topic == self.span_topic {
             return Err(ConfigError::new(
-                "KAFKA_APM_LOG_TOPIC/KAFKA_APM_SPAN_TOPIC",
+                format!("{}/{}", KAFKA_APM_LOG_TOPIC.name, KAFKA_APM_SPAN_TOPIC.name),
                 format!(
                     "logs and spans must use different topics, both are {:?}",
                     self.log_topic
@@ -148,12 +143,12 @@ impl IngestConfig {
             ));
         }
         for (var, topic) in [
-            ("KAFKA_APM_LOG_ERROR_TOPIC", &self.error_topic),
-            ("KAFKA_APM_DLQ_TOPIC", &self.dlq_topic),
+            (&KAFKA_APM_LOG_ERROR_TOPIC, &self.error_topic),
+            (&KAFKA_APM_DLQ_TOPIC, &self.dlq_topic),
         ] {
             if topic == &self.log_topic || topic == &self.span_topic {
                 return Err(ConfigError::new(
-                    var,
+                    var.name,
                     format!(
                         "{topic:?} is also an input topic: ingest would consume its own output"
                     ),
@@ -162,7 +157,10 @@ impl IngestConfig {
         }
         if self.max_inflight_bytes < self.bulk.batch_bytes {
             return Err(ConfigError::new(
-                "INGEST_MAX_INFLIGHT_MB/BULK_BATCH_BYTES_MB",
+                format!(
+                    "{}/{}",
+                    INGEST_MAX_INFLIGHT_MB.name, BULK_BATCH_BYTES_MB.name
+                ),
                 "the in-flight cap must hold at least one full batch",
             ));
         }
@@ -174,69 +172,114 @@ impl ToEnv for IngestConfig {
     fn to_env(&self) -> Vec<(&'static str, String)> {
         let mut vars = self.kafka.to_env();
         vars.extend(self.elasticsearch.to_env());
+        vars.extend(self.new_topics.to_env());
+        let l = &self.limits;
         vars.extend([
-            ("KAFKA_APM_LOG_TOPIC", self.log_topic.clone()),
-            ("KAFKA_APM_SPAN_TOPIC", self.span_topic.clone()),
-            ("KAFKA_APM_LOG_ERROR_TOPIC", self.error_topic.clone()),
-            ("KAFKA_APM_DLQ_TOPIC", self.dlq_topic.clone()),
-            ("KAFKA_CONSUMER_GROUP", self.group_id.clone()),
-            ("KAFKA_CLIENT_ID", self.client_id.clone()),
-            ("KAFKA_CREATE_TOPICS", self.create_topics.to_string()),
+            (KAFKA_APM_LOG_TOPIC.name, self.log_topic.clone()),
+            (KAFKA_APM_SPAN_TOPIC.name, self.span_topic.clone()),
+            (KAFKA_APM_LOG_ERROR_TOPIC.name, self.error_topic.clone()),
+            (KAFKA_APM_DLQ_TOPIC.name, self.dlq_topic.clone()),
+            (KAFKA_CONSUMER_GROUP.name, self.group_id.clone()),
+            (INGEST_CLIENT_ID.name, self.client_id.clone()),
+            (KAFKA_CREATE_TOPICS.name, self.create_topics.to_string()),
             (
-                "KAFKA_COMMIT_INTERVAL_MS",
+                KAFKA_COMMIT_INTERVAL_MS.name,
                 self.commit_interval_ms.to_string(),
             ),
-            ("BULK_BATCH_SIZE", self.bulk.batch_size.to_string()),
+            (BULK_BATCH_SIZE.name, self.bulk.batch_size.to_string()),
             (
-                "BULK_BATCH_BYTES_MB",
+                BULK_BATCH_BYTES_MB.name,
                 (self.bulk.batch_bytes as f64 / 1048576.0).to_string(),
             ),
             (
-                "BULK_FLUSH_INTERVAL_MS",
+                BULK_FLUSH_INTERVAL_MS.name,
                 self.bulk.flush_interval_ms.to_string(),
             ),
             (
-                "BULK_MAX_PARALLEL_FLUSHES",
+                BULK_MAX_PARALLEL_FLUSHES.name,
                 self.bulk.max_parallel_flushes.to_string(),
             ),
             (
-                "INGEST_MAX_INFLIGHT_EVENTS",
+                INGEST_MAX_INFLIGHT_EVENTS.name,
                 self.max_inflight_events.to_string(),
             ),
             (
-                "INGEST_MAX_INFLIGHT_MB",
+                INGEST_MAX_INFLIGHT_MB.name,
                 (self.max_inflight_bytes >> 20).to_string(),
             ),
             (
-                "INGEST_SHUTDOWN_TIMEOUT_MS",
+                INGEST_SHUTDOWN_TIMEOUT_MS.name,
                 self.shutdown_timeout_ms.to_string(),
             ),
             (
-                "STREAM_THROUGHPUT_MIN_INTERVAL_MS",
+                STREAM_THROUGHPUT_MIN_INTERVAL_MS.name,
                 self.throughput_log_interval_ms.to_string(),
             ),
             (
-                "INGEST_MAX_MESSAGE_BYTES",
-                self.limits.max_message_bytes.to_string(),
+                INGEST_MAX_MESSAGE_BYTES.name,
+                l.max_message_bytes.to_string(),
             ),
             (
-                "INGEST_MAX_KEYWORD_BYTES",
-                self.limits.max_keyword_bytes.to_string(),
+                INGEST_MAX_KEYWORD_BYTES.name,
+                l.max_keyword_bytes.to_string(),
             ),
-            ("INGEST_MAX_LABELS", self.limits.max_labels.to_string()),
+            (INGEST_MAX_LABELS.name, l.max_labels.to_string()),
             (
-                "INGEST_MAX_LABEL_KEY_BYTES",
-                self.limits.max_label_key_bytes.to_string(),
-            ),
-            (
-                "INGEST_MAX_LABEL_VALUE_BYTES",
-                self.limits.max_label_value_bytes.to_string(),
+                INGEST_MAX_LABEL_KEY_BYTES.name,
+                l.max_label_key_bytes.to_string(),
             ),
             (
-                "INGEST_MAX_FUTURE_SKEW_SECS",
-                self.limits.max_future_skew_secs.to_string(),
+                INGEST_MAX_LABEL_VALUE_BYTES.name,
+                l.max_label_value_bytes.to_string(),
+            ),
+            (
+                INGEST_MAX_FUTURE_SKEW_SECS.name,
+                l.max_future_skew_secs.to_string(),
             ),
         ]);
+        vars
+    }
+}
+
+/// How ingest creates the topics that are missing (`KAFKA_CREATE_TOPICS`): the operator's
+/// partition counts by default, so a standalone ingest and the operator agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopics {
+    /// `KAFKA_APM_LOG_TOPIC_PARTITIONS`.
+    pub log_partitions: i32,
+    /// `KAFKA_APM_SPAN_TOPIC_PARTITIONS`.
+    pub span_partitions: i32,
+    /// `KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS`.
+    pub error_partitions: i32,
+    /// `KAFKA_APM_DLQ_TOPIC_PARTITIONS`.
+    pub dlq_partitions: i32,
+    /// `KAFKA_TOPIC_REPLICATION_FACTOR`; `None` is the brokers' default.
+    pub replication_factor: Option<i32>,
+}
+
+impl ToEnv for NewTopics {
+    fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            (
+                KAFKA_APM_LOG_TOPIC_PARTITIONS.name,
+                self.log_partitions.to_string(),
+            ),
+            (
+                KAFKA_APM_SPAN_TOPIC_PARTITIONS.name,
+                self.span_partitions.to_string(),
+            ),
+            (
+                KAFKA_APM_LOG_ERROR_TOPIC_PARTITIONS.name,
+                self.error_partitions.to_string(),
+            ),
+            (
+                KAFKA_APM_DLQ_TOPIC_PARTITIONS.name,
+                self.dlq_partitions.to_string(),
+            ),
+        ];
+        if let Some(factor) = self.replication_factor {
+            vars.push((KAFKA_TOPIC_REPLICATION_FACTOR.name, factor.to_string()));
+        }
         vars
     }
 }

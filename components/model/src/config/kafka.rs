@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::env::{ConfigError, EnvSource, ToEnv};
+use super::vars::*;
 
 /// SASL mechanisms Panopticon speaks to Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,12 +26,11 @@ impl SaslMechanism {
 /// into a redacting type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KafkaConfig {
-    /// Bootstrap servers, comma-separated (`KAFKA_BROKERS`, else `KAFKA_BROKER_FALLBACK`,
-    /// default `localhost:9092`).
+    /// Bootstrap servers, comma-separated (`KAFKA_BROKERS`, else `KAFKA_BROKER_FALLBACK`).
     pub brokers: String,
-    /// TLS to the brokers (`KAFKA_SSL`, default false).
+    /// TLS to the brokers (`KAFKA_SSL`).
     pub tls: bool,
-    /// Verify broker certificates (`KAFKA_SSL_REJECT_UNAUTHORIZED`, default true).
+    /// Verify broker certificates (`KAFKA_SSL_REJECT_UNAUTHORIZED`).
     pub tls_verify: bool,
     /// PEM CA file for broker certificates (`KAFKA_SSL_CA_FILE`).
     pub tls_ca_file: Option<String>,
@@ -39,9 +39,9 @@ pub struct KafkaConfig {
     /// `KAFKA_SASL_USERNAME`, required with a mechanism.
     pub sasl_username: Option<String>,
     /// Consumer fetch tuning (`KAFKA_FETCH_MAX_BYTES`, `KAFKA_FETCH_MAX_BYTES_PER_PARTITION`,
-    /// `KAFKA_FETCH_MIN_BYTES`, `KAFKA_FETCH_MAX_WAIT_MS`; defaults 8 MiB, 2 MiB, 1 MiB, 50 ms).
-    /// The seed's 50 MiB / 10 MiB tripled ingest's peak RSS in the ingest benchmark (602 MiB
-    /// against 223 MiB) for no throughput gain: fetch buffers are memory outside the in-flight cap.
+    /// `KAFKA_FETCH_MIN_BYTES`, `KAFKA_FETCH_MAX_WAIT_MS`). 50 MiB / 10 MiB tripled ingest's
+    /// peak RSS in the ingest benchmark (602 MiB against 223 MiB) for no throughput gain: fetch
+    /// buffers are memory outside the in-flight cap.
     pub fetch_max_bytes: u32,
     pub fetch_max_bytes_per_partition: u32,
     pub fetch_min_bytes: u32,
@@ -51,9 +51,9 @@ pub struct KafkaConfig {
 impl KafkaConfig {
     pub fn from_env(env: &EnvSource<'_>) -> Result<Self, ConfigError> {
         let brokers = env
-            .get("KAFKA_BROKERS")
-            .or_else(|| env.get("KAFKA_BROKER_FALLBACK"))
-            .unwrap_or_else(|| "localhost:9092".to_owned());
+            .value(&KAFKA_BROKERS)
+            .or_else(|| env.value(&KAFKA_BROKER_FALLBACK))
+            .unwrap_or_else(|| env.text(&KAFKA_BROKERS));
         let brokers = brokers
             .split(',')
             .map(str::trim)
@@ -61,10 +61,10 @@ impl KafkaConfig {
             .collect::<Vec<_>>()
             .join(",");
         if brokers.is_empty() {
-            return Err(ConfigError::new("KAFKA_BROKERS", "names no broker"));
+            return Err(ConfigError::new(KAFKA_BROKERS.name, "names no broker"));
         }
         let sasl_mechanism = match env
-            .get("KAFKA_SASL_MECHANISM")
+            .value(&KAFKA_SASL_MECHANISM)
             .map(|m| m.to_ascii_lowercase())
         {
             None => None,
@@ -74,7 +74,7 @@ impl KafkaConfig {
                 "scram-sha-512" => SaslMechanism::ScramSha512,
                 _ => {
                     return Err(ConfigError::new(
-                        "KAFKA_SASL_MECHANISM",
+                        KAFKA_SASL_MECHANISM.name,
                         format!(
                             "{m:?} is not supported; use plain, scram-sha-256 or scram-sha-512 \
                              (AWS MSK IAM/oauthbearer is not supported)"
@@ -83,28 +83,25 @@ impl KafkaConfig {
                 }
             }),
         };
-        let sasl_username = env.get("KAFKA_SASL_USERNAME");
+        let sasl_username = env.value(&KAFKA_SASL_USERNAME);
         if sasl_mechanism.is_some() && sasl_username.is_none() {
             return Err(ConfigError::new(
-                "KAFKA_SASL_USERNAME",
-                "is required when KAFKA_SASL_MECHANISM is set",
+                KAFKA_SASL_USERNAME.name,
+                format!("is required when {} is set", KAFKA_SASL_MECHANISM.name),
             ));
         }
         Ok(Self {
             brokers,
-            tls: env.bool("KAFKA_SSL", false)?,
-            tls_verify: env.bool("KAFKA_SSL_REJECT_UNAUTHORIZED", true)?,
-            tls_ca_file: env.get("KAFKA_SSL_CA_FILE"),
+            tls: env.bool(&KAFKA_SSL)?,
+            tls_verify: env.bool(&KAFKA_SSL_REJECT_UNAUTHORIZED)?,
+            tls_ca_file: env.value(&KAFKA_SSL_CA_FILE),
             sasl_mechanism,
             sasl_username,
-            fetch_max_bytes: env.at_least("KAFKA_FETCH_MAX_BYTES", 8 << 20, 1024)?,
-            fetch_max_bytes_per_partition: env.at_least(
-                "KAFKA_FETCH_MAX_BYTES_PER_PARTITION",
-                2 << 20,
-                1024,
-            )?,
-            fetch_min_bytes: env.at_least("KAFKA_FETCH_MIN_BYTES", 1 << 20, 1)?,
-            fetch_max_wait_ms: env.at_least("KAFKA_FETCH_MAX_WAIT_MS", 50, 1)?,
+            fetch_max_bytes: env.at_least(&KAFKA_FETCH_MAX_BYTES, 1024)?,
+            fetch_max_bytes_per_partition: env
+                .at_least(&KAFKA_FETCH_MAX_BYTES_PER_PARTITION, 1024)?,
+            fetch_min_bytes: env.at_least(&KAFKA_FETCH_MIN_BYTES, 1)?,
+            fetch_max_wait_ms: env.at_least(&KAFKA_FETCH_MAX_WAIT_MS, 1)?,
         })
     }
 }
@@ -112,31 +109,34 @@ impl KafkaConfig {
 impl ToEnv for KafkaConfig {
     fn to_env(&self) -> Vec<(&'static str, String)> {
         let mut vars = vec![
-            ("KAFKA_BROKERS", self.brokers.clone()),
-            ("KAFKA_SSL", self.tls.to_string()),
-            ("KAFKA_SSL_REJECT_UNAUTHORIZED", self.tls_verify.to_string()),
-            ("KAFKA_FETCH_MAX_BYTES", self.fetch_max_bytes.to_string()),
+            (KAFKA_BROKERS.name, self.brokers.clone()),
+            (KAFKA_SSL.name, self.tls.to_string()),
             (
-                "KAFKA_FETCH_MAX_BYTES_PER_PARTITION",
+                KAFKA_SSL_REJECT_UNAUTHORIZED.name,
+                self.tls_verify.to_string(),
+            ),
+            (KAFKA_FETCH_MAX_BYTES.name, self.fetch_max_bytes.to_string()),
+            (
+                KAFKA_FETCH_MAX_BYTES_PER_PARTITION.name,
                 self.fetch_max_bytes_per_partition.to_string(),
             ),
-            ("KAFKA_FETCH_MIN_BYTES", self.fetch_min_bytes.to_string()),
+            (KAFKA_FETCH_MIN_BYTES.name, self.fetch_min_bytes.to_string()),
             (
-                "KAFKA_FETCH_MAX_WAIT_MS",
+                KAFKA_FETCH_MAX_WAIT_MS.name,
                 self.fetch_max_wait_ms.to_string(),
             ),
         ];
         if let Some(ca) = &self.tls_ca_file {
-            vars.push(("KAFKA_SSL_CA_FILE", ca.clone()));
+            vars.push((KAFKA_SSL_CA_FILE.name, ca.clone()));
         }
         if let Some(m) = self.sasl_mechanism {
             vars.push((
-                "KAFKA_SASL_MECHANISM",
+                KAFKA_SASL_MECHANISM.name,
                 m.as_librdkafka().to_ascii_lowercase(),
             ));
         }
         if let Some(u) = &self.sasl_username {
-            vars.push(("KAFKA_SASL_USERNAME", u.clone()));
+            vars.push((KAFKA_SASL_USERNAME.name, u.clone()));
         }
         vars
     }

@@ -1,12 +1,15 @@
-//! Component configuration: plain serde types, read from environment variables whose names are
-//! the seed's where the seed had one (spec/seed-behaviour.md §9), so operations knowledge
-//! carries over. The operator renders the same variables ([`ToEnv`]), so the names live in one
-//! place only.
+//! Component configuration: plain serde types, read from environment variables. Each variable
+//! is declared once in [`vars`] (name, default, meaning, secrecy; see [`var`] for the form):
+//! `from_env` reads through the declarations, [`ToEnv`] renders by their names (the operator
+//! renders with it), and `--help`, the configuration reference and the CRD's defaults come from
+//! them too.
 //!
-//! Secrets (passwords, API keys) are not part of these types: components read them from the
-//! environment or a mounted file into redacting types, and the operator passes them as
-//! `secretKeyRef` environment variables, never through a ConfigMap.
+//! Secrets (passwords, API keys, tokens) are not part of these types: components read them with
+//! [`EnvSource::secret`] into redacting types, and the operator passes them as `secretKeyRef`
+//! environment variables, never through a ConfigMap.
 
+#[cfg(test)]
+mod agreement;
 mod alert;
 mod elasticsearch;
 mod env;
@@ -14,6 +17,8 @@ mod ingest;
 mod kafka;
 mod query;
 mod rollup;
+pub mod var;
+pub mod vars;
 
 pub use alert::AlertConfig;
 pub use elasticsearch::{ElasticsearchConfig, StreamNames};

@@ -2,39 +2,39 @@ use serde::{Deserialize, Serialize};
 
 use super::elasticsearch::ElasticsearchConfig;
 use super::env::{ConfigError, EnvSource, ToEnv};
+use super::vars::*;
 
-/// Everything `panopticon rollup` reads. Variable names are the seed's where it had one
-/// (spec §3.1); a value that cannot be used is an error naming the variable, never a silent
-/// default.
+/// Everything `panopticon rollup` reads. A value that cannot be used is an error naming the
+/// variable, never a silent default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollupConfig {
     pub elasticsearch: ElasticsearchConfig,
-    /// `ROLLUP_AGGREGATOR_ENABLED`, default true. When false the process stays up, idle.
+    /// `ROLLUP_AGGREGATOR_ENABLED`. When false the process stays up, idle.
     pub enabled: bool,
-    /// Window length (`ROLLUP_BUCKET_SECONDS`, default 60; must divide a day).
+    /// Window length (`ROLLUP_BUCKET_SECONDS`; must divide a day).
     pub bucket_seconds: u32,
-    /// Cycle period (`ROLLUP_POLL_INTERVAL_MS`, default 15 000).
+    /// Cycle period (`ROLLUP_POLL_INTERVAL_MS`).
     pub poll_interval_ms: u64,
     /// How long after its end a window is first rolled up (`ROLLUP_LATENESS_SECONDS`, default
     /// 120): spans reach Elasticsearch after Kafka lag, a bulk flush and a refresh.
     pub lateness_seconds: u64,
     /// How long after its first roll-up a window is watched for late spans and rolled up again
-    /// when its span count changes (`ROLLUP_LATE_HORIZON_MINUTES`, default 30).
+    /// when its span count changes (`ROLLUP_LATE_HORIZON_MINUTES`).
     pub late_horizon_minutes: u64,
-    /// Catch-up depth when there is no checkpoint (`ROLLUP_INITIAL_LOOKBACK_MINUTES`, default 5).
+    /// Catch-up depth when there is no checkpoint (`ROLLUP_INITIAL_LOOKBACK_MINUTES`).
     pub initial_lookback_minutes: u64,
-    /// Most windows rolled up per cycle (`ROLLUP_MAX_WINDOWS_PER_CYCLE`, default 20), so a
+    /// Most windows rolled up per cycle (`ROLLUP_MAX_WINDOWS_PER_CYCLE`), so a
     /// catch-up after an outage makes steady progress without one endless cycle.
     pub max_windows_per_cycle: usize,
-    /// Services kept per window (`ROLLUP_MAX_SERVICE_BUCKETS`, default 200); the rest fold into
+    /// Services kept per window (`ROLLUP_MAX_SERVICE_BUCKETS`); the rest fold into
     /// the overflow series.
     pub max_services: usize,
-    /// Environments kept per service and window (`ROLLUP_MAX_ENV_BUCKETS`, default 10).
+    /// Environments kept per service and window (`ROLLUP_MAX_ENV_BUCKETS`).
     pub max_environments: usize,
     /// Endpoints kept per service, environment and window (`ROLLUP_MAX_ENDPOINT_BUCKETS`,
     /// default 100).
     pub max_endpoints: usize,
-    /// Index holding the checkpoint (`ROLLUP_CHECKPOINT_INDEX`, default `.metrics-rollup-state`).
+    /// Index holding the checkpoint (`ROLLUP_CHECKPOINT_INDEX`).
     pub checkpoint_index: String,
     pub leader_election: LeaderElection,
 }
@@ -45,9 +45,9 @@ pub struct LeaderElection {
     /// `ROLLUP_LEADER_ELECTION`: `auto` (default: a Lease when running in Kubernetes), `lease`,
     /// or `off` (this process always rolls up).
     pub mode: ElectionMode,
-    /// `ROLLUP_LEASE_NAME`, default `panopticon-rollup`.
+    /// `ROLLUP_LEASE_NAME`.
     pub lease_name: String,
-    /// `ROLLUP_LEASE_NAMESPACE`, default `POD_NAMESPACE`, then the service account's namespace.
+    /// `ROLLUP_LEASE_NAMESPACE`, else `POD_NAMESPACE`, then the service account's namespace.
     pub lease_namespace: Option<String>,
     /// `ROLLUP_LEASE_DURATION_SECONDS`, default 15 (client-go's): how long a silent leader
     /// keeps the lease. It renews every third of it.
@@ -75,7 +75,7 @@ impl ElectionMode {
 impl RollupConfig {
     pub fn from_env(env: &EnvSource<'_>) -> Result<Self, ConfigError> {
         let mode = match env
-            .string("ROLLUP_LEADER_ELECTION", "auto")
+            .text(&ROLLUP_LEADER_ELECTION)
             .to_ascii_lowercase()
             .as_str()
         {
@@ -84,15 +84,15 @@ impl RollupConfig {
             "off" => ElectionMode::Off,
             other => {
                 return Err(ConfigError::new(
-                    "ROLLUP_LEADER_ELECTION",
+                    ROLLUP_LEADER_ELECTION.name,
                     format!("must be auto, lease or off, got {other:?}"),
                 ));
             }
         };
-        let bucket_seconds: u32 = env.at_least("ROLLUP_BUCKET_SECONDS", 60, 1)?;
+        let bucket_seconds: u32 = env.at_least(&ROLLUP_BUCKET_SECONDS, 1)?;
         if 86_400 % bucket_seconds != 0 {
             return Err(ConfigError::new(
-                "ROLLUP_BUCKET_SECONDS",
+                ROLLUP_BUCKET_SECONDS.name,
                 format!(
                     "must divide a day (86400) so windows never straddle a daily index, got {bucket_seconds}"
                 ),
@@ -100,31 +100,34 @@ impl RollupConfig {
         }
         let config = Self {
             elasticsearch: ElasticsearchConfig::from_env(env)?,
-            enabled: env.bool("ROLLUP_AGGREGATOR_ENABLED", true)?,
+            enabled: env.bool(&ROLLUP_AGGREGATOR_ENABLED)?,
             bucket_seconds,
-            poll_interval_ms: env.at_least("ROLLUP_POLL_INTERVAL_MS", 15_000, 100)?,
-            lateness_seconds: env.parse("ROLLUP_LATENESS_SECONDS", 120)?,
-            late_horizon_minutes: env.parse("ROLLUP_LATE_HORIZON_MINUTES", 30)?,
-            initial_lookback_minutes: env.parse("ROLLUP_INITIAL_LOOKBACK_MINUTES", 5)?,
-            max_windows_per_cycle: env.at_least("ROLLUP_MAX_WINDOWS_PER_CYCLE", 20, 1)?,
-            max_services: env.at_least("ROLLUP_MAX_SERVICE_BUCKETS", 200, 1)?,
-            max_environments: env.at_least("ROLLUP_MAX_ENV_BUCKETS", 10, 1)?,
-            max_endpoints: env.at_least("ROLLUP_MAX_ENDPOINT_BUCKETS", 100, 1)?,
-            checkpoint_index: env.string("ROLLUP_CHECKPOINT_INDEX", ".metrics-rollup-state"),
+            poll_interval_ms: env.at_least(&ROLLUP_POLL_INTERVAL_MS, 100)?,
+            lateness_seconds: env.parse(&ROLLUP_LATENESS_SECONDS)?,
+            late_horizon_minutes: env.parse(&ROLLUP_LATE_HORIZON_MINUTES)?,
+            initial_lookback_minutes: env.parse(&ROLLUP_INITIAL_LOOKBACK_MINUTES)?,
+            max_windows_per_cycle: env.at_least(&ROLLUP_MAX_WINDOWS_PER_CYCLE, 1)?,
+            max_services: env.at_least(&ROLLUP_MAX_SERVICE_BUCKETS, 1)?,
+            max_environments: env.at_least(&ROLLUP_MAX_ENV_BUCKETS, 1)?,
+            max_endpoints: env.at_least(&ROLLUP_MAX_ENDPOINT_BUCKETS, 1)?,
+            checkpoint_index: env.text(&ROLLUP_CHECKPOINT_INDEX),
             leader_election: LeaderElection {
                 mode,
-                lease_name: env.string("ROLLUP_LEASE_NAME", "panopticon-rollup"),
+                lease_name: env.text(&ROLLUP_LEASE_NAME),
                 lease_namespace: env
-                    .get("ROLLUP_LEASE_NAMESPACE")
-                    .or_else(|| env.get("POD_NAMESPACE")),
-                lease_duration_seconds: env.at_least("ROLLUP_LEASE_DURATION_SECONDS", 15, 3)?,
+                    .value(&ROLLUP_LEASE_NAMESPACE)
+                    .or_else(|| env.value(&POD_NAMESPACE)),
+                lease_duration_seconds: env.at_least(&ROLLUP_LEASE_DURATION_SECONDS, 3)?,
             },
         };
         // The aggregation of one (service, environment) may ask for this many buckets; the
         // engine's default `search.max_buckets` is 65 535.
         if config.max_services * config.max_environments > 10_000 {
             return Err(ConfigError::new(
-                "ROLLUP_MAX_SERVICE_BUCKETS/ROLLUP_MAX_ENV_BUCKETS",
+                format!(
+                    "{}/{}",
+                    ROLLUP_MAX_SERVICE_BUCKETS.name, ROLLUP_MAX_ENV_BUCKETS.name
+                ),
                 format!(
                     "their product must be at most 10000, got {} x {}",
                     config.max_services, config.max_environments
@@ -133,7 +136,7 @@ impl RollupConfig {
         }
         if config.max_endpoints > 10_000 {
             return Err(ConfigError::new(
-                "ROLLUP_MAX_ENDPOINT_BUCKETS",
+                ROLLUP_MAX_ENDPOINT_BUCKETS.name,
                 format!("must be at most 10000, got {}", config.max_endpoints),
             ));
         }
@@ -146,38 +149,50 @@ impl ToEnv for RollupConfig {
         let mut vars = self.elasticsearch.to_env();
         let le = &self.leader_election;
         vars.extend([
-            ("ROLLUP_AGGREGATOR_ENABLED", self.enabled.to_string()),
-            ("ROLLUP_BUCKET_SECONDS", self.bucket_seconds.to_string()),
-            ("ROLLUP_POLL_INTERVAL_MS", self.poll_interval_ms.to_string()),
-            ("ROLLUP_LATENESS_SECONDS", self.lateness_seconds.to_string()),
+            (ROLLUP_AGGREGATOR_ENABLED.name, self.enabled.to_string()),
+            (ROLLUP_BUCKET_SECONDS.name, self.bucket_seconds.to_string()),
             (
-                "ROLLUP_LATE_HORIZON_MINUTES",
+                ROLLUP_POLL_INTERVAL_MS.name,
+                self.poll_interval_ms.to_string(),
+            ),
+            (
+                ROLLUP_LATENESS_SECONDS.name,
+                self.lateness_seconds.to_string(),
+            ),
+            (
+                ROLLUP_LATE_HORIZON_MINUTES.name,
                 self.late_horizon_minutes.to_string(),
             ),
             (
-                "ROLLUP_INITIAL_LOOKBACK_MINUTES",
+                ROLLUP_INITIAL_LOOKBACK_MINUTES.name,
                 self.initial_lookback_minutes.to_string(),
             ),
             (
-                "ROLLUP_MAX_WINDOWS_PER_CYCLE",
+                ROLLUP_MAX_WINDOWS_PER_CYCLE.name,
                 self.max_windows_per_cycle.to_string(),
             ),
-            ("ROLLUP_MAX_SERVICE_BUCKETS", self.max_services.to_string()),
-            ("ROLLUP_MAX_ENV_BUCKETS", self.max_environments.to_string()),
             (
-                "ROLLUP_MAX_ENDPOINT_BUCKETS",
+                ROLLUP_MAX_SERVICE_BUCKETS.name,
+                self.max_services.to_string(),
+            ),
+            (
+                ROLLUP_MAX_ENV_BUCKETS.name,
+                self.max_environments.to_string(),
+            ),
+            (
+                ROLLUP_MAX_ENDPOINT_BUCKETS.name,
                 self.max_endpoints.to_string(),
             ),
-            ("ROLLUP_CHECKPOINT_INDEX", self.checkpoint_index.clone()),
-            ("ROLLUP_LEADER_ELECTION", le.mode.as_str().to_owned()),
-            ("ROLLUP_LEASE_NAME", le.lease_name.clone()),
+            (ROLLUP_CHECKPOINT_INDEX.name, self.checkpoint_index.clone()),
+            (ROLLUP_LEADER_ELECTION.name, le.mode.as_str().to_owned()),
+            (ROLLUP_LEASE_NAME.name, le.lease_name.clone()),
             (
-                "ROLLUP_LEASE_DURATION_SECONDS",
+                ROLLUP_LEASE_DURATION_SECONDS.name,
                 le.lease_duration_seconds.to_string(),
             ),
         ]);
         if let Some(ns) = &le.lease_namespace {
-            vars.push(("ROLLUP_LEASE_NAMESPACE", ns.clone()));
+            vars.push((ROLLUP_LEASE_NAMESPACE.name, ns.clone()));
         }
         vars
     }

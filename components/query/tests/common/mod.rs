@@ -65,6 +65,7 @@ impl World {
             &streams.spans_template,
             &streams.spans,
             panopticon_es::templates::StreamKind::Spans,
+            config.elasticsearch.index_replicas,
         )
         .await?;
         panopticon_es::bootstrap::ensure_stream(
@@ -72,9 +73,15 @@ impl World {
             &streams.logs_template,
             &streams.logs,
             panopticon_es::templates::StreamKind::Logs,
+            config.elasticsearch.index_replicas,
         )
         .await?;
-        panopticon_es::bootstrap::ensure_rollup_templates(&world.es, streams).await?;
+        panopticon_es::bootstrap::ensure_rollup_templates(
+            &world.es,
+            streams,
+            config.elasticsearch.index_replicas,
+        )
+        .await?;
         Ok(world)
     }
 

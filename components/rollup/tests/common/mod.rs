@@ -48,9 +48,15 @@ impl Fixture {
             &config.streams.spans_template,
             &spans,
             panopticon_es::templates::StreamKind::Spans,
+            config.index_replicas,
         )
         .await?;
-        panopticon_es::bootstrap::ensure_rollup_templates(&es, &config.streams).await?;
+        panopticon_es::bootstrap::ensure_rollup_templates(
+            &es,
+            &config.streams,
+            config.index_replicas,
+        )
+        .await?;
         let fixture = Self {
             es,
             config,
