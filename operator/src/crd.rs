@@ -219,7 +219,8 @@ pub struct TlsSpec {
     pub verify: bool,
 }
 
-/// Data streams: the seed's names, and how long each keeps its data.
+/// Data streams: their names (those the dashboard reads by default), and how long each keeps
+/// its data.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct StreamsSpec {
     #[serde(default = "logs_stream")]

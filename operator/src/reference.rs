@@ -81,7 +81,20 @@ pub fn markdown() -> String {
             component.map(|c| render::sources(&pano, c)),
         );
     }
+    retired_section(&mut out);
     out
+}
+
+/// The variables no longer read, which components warn about at start.
+fn retired_section(out: &mut String) {
+    out.push_str(
+        "\n## Variables no longer read\n\n\
+         Components log a WARN at start for each of these that is set.\n\n\
+         | Variable | Instead |\n|---|---|\n",
+    );
+    for retired in panopticon_model::config::retired::RETIRED {
+        out.push_str(&format!("| `{}` | {} |\n", retired.name, retired.instead));
+    }
 }
 
 fn section(

@@ -222,7 +222,22 @@ where
         admin_addr,
         log_format,
     } = runtime;
-    run_with_signals(log_format, |shutdown| component(shutdown, admin_addr))
+    run_with_signals(log_format, |shutdown| {
+        warn_about_retired_variables();
+        component(shutdown, admin_addr)
+    })
+}
+
+/// A WARN for each set variable that no component reads any more, naming what replaces it.
+fn warn_about_retired_variables() {
+    let env = panopticon_model::config::EnvSource::process();
+    for retired in panopticon_model::config::retired::set_in(&env) {
+        tracing::warn!(
+            variable = retired.name,
+            instead = retired.instead,
+            "this variable is set but no longer read; remove it"
+        );
+    }
 }
 
 /// Sets up logging and a runtime, and runs `task` with a token cancelled on SIGTERM/SIGINT.

@@ -26,7 +26,7 @@ pub struct AlertConfig {
     /// allows any origin, and only then. The seed allowed any origin when unset.
     pub allowed_origins: Vec<String>,
     /// File with one accepted bearer token per line (`ERROR_STREAM_AUTH_TOKENS_FILE`). Auth is
-    /// on when this or `ERROR_STREAM_AUTH_TOKENS` is set, off otherwise (the seed's behaviour).
+    /// on when this or `ERROR_STREAM_AUTH_TOKENS` is set, off otherwise (the dashboard sends no token).
     pub auth_tokens_file: Option<String>,
     /// Errors kept in memory for clients that ask for a replay (`ERROR_STREAM_REPLAY_SIZE`,
     /// default 100; 0 keeps none). Filled from the topic's tail at start.

@@ -71,6 +71,12 @@ impl<'a> EnvSource<'a> {
         self.raw(var)
     }
 
+    /// Whether `name` is set to a non-blank value; the value itself is not returned, so this
+    /// serves variables that are not declared (retired ones).
+    pub fn is_set(&self, name: &str) -> bool {
+        (self.lookup)(name).is_some_and(|v| !v.trim().is_empty())
+    }
+
     fn raw(&self, var: &Var) -> Option<String> {
         (self.lookup)(var.name)
             .map(|v| v.trim().to_owned())

@@ -16,6 +16,7 @@ mod env;
 mod ingest;
 mod kafka;
 mod query;
+pub mod retired;
 mod rollup;
 pub mod var;
 pub mod vars;

@@ -16,7 +16,7 @@ pub struct QueryConfig {
     /// Empty (the default) allows none; `*` allows any origin, and only then.
     pub cors_allowed_origins: Vec<String>,
     /// File with one accepted bearer token per line (`QUERY_AUTH_TOKENS_FILE`). Auth is on
-    /// when this or `QUERY_AUTH_TOKENS` is set, off otherwise (the seed's behaviour).
+    /// when this or `QUERY_AUTH_TOKENS` is set, off otherwise (the dashboard sends no token).
     pub auth_tokens_file: Option<String>,
     /// Timeout of one request to Elasticsearch in milliseconds (`QUERY_TIMEOUT_MS`, default
     /// 10 000); a request that runs out answers 504.
