@@ -4,10 +4,11 @@
 //! 1. Generates N realistic events (default 1 000 000; `PANOPTICON_BENCH_EVENTS`; CLIENT spans
 //!    carry dotted OpenTelemetry label keys) and preloads them into Kafka.
 //! 2. Warms OpenSearch up with a short bulk load.
-//! 3. (a0) Runs `panopticon ingest` (release build) on the topics into data streams created
-//!    with the previous labels mapping (keys mapped dynamically as keywords), then (a) a fresh
-//!    consumer group into streams with the current one (`flat_object`), each until every
-//!    document is indexed; measures wall time, the process's CPU time and peak RSS. (a) runs
+//! 3. (a0) Runs `panopticon ingest` (release build) into data streams created with the
+//!    previous labels mapping (keys mapped dynamically as keywords), from topics holding the
+//!    same events with the dots of label keys replaced by `_` (that mapping refuses every dotted
+//!    key), then (a) on the original events into streams with the current one (`flat_object`),
+//!    each until every document is indexed; measures wall time, the process's CPU time and peak RSS. (a) runs
 //!    second, so it bears any merging OpenSearch still does for (a0).
 //! 4. (b) Sends the very same documents (same ids) with the same batch size and concurrency
 //!    straight to OpenSearch: no Kafka, no validation, no offsets.
@@ -210,11 +211,21 @@ async fn run() -> Result<()> {
 
     // (a0) ingest into streams with the previous labels mapping, which it must not migrate
     // (ELASTICSEARCH_MANAGE_TEMPLATES=false); (a) ingest as deployed, current mapping.
-    let mut previous = fixture.clone();
-    previous.group = format!("{}-previous", fixture.group);
-    previous.logs_stream = format!("{}-previous", fixture.logs_stream);
-    previous.spans_stream = format!("{}-previous", fixture.spans_stream);
+    // The previous mapping refuses every dotted label key (its dynamic template maps the
+    // intermediate object `labels.db` as a keyword), so (a0) reads the same events with the
+    // dots of label keys replaced by `_`: same sizes and shapes, all storable by both.
+    let mut previous = IngestFixture::create("bench-previous", 3).await?;
+    previous.overrides = fixture.overrides.clone();
     previous.set("ELASTICSEARCH_MANAGE_TEMPLATES", "false");
+    for (values, topic) in [
+        (&log_values, &previous.logs_topic),
+        (&span_values, &previous.spans_topic),
+    ] {
+        let undotted: Vec<Vec<u8>> = values.iter().map(|v| undotted_label_keys(v)).collect();
+        for chunk in undotted.chunks(50_000) {
+            kafka::produce(&producer, topic, chunk).await?;
+        }
+    }
     for (stream, kind) in [
         (&previous.logs_stream, StreamKind::Logs),
         (&previous.spans_stream, StreamKind::Spans),
@@ -425,4 +436,19 @@ fn pin(server: &str, cpus: &str) -> Result<()> {
         .trim()
         .parse()?;
     taskset(pid, cpus)
+}
+
+/// The event with every `.` in its label keys replaced by `_` (the value bytes otherwise kept).
+fn undotted_label_keys(value: &[u8]) -> Vec<u8> {
+    let Ok(mut event) = serde_json::from_slice::<serde_json::Value>(value) else {
+        return value.to_vec();
+    };
+    if let Some(labels) = event.get_mut("labels").and_then(|l| l.as_object_mut()) {
+        let renamed: serde_json::Map<String, serde_json::Value> = std::mem::take(labels)
+            .into_iter()
+            .map(|(k, v)| (k.replace('.', "_"), v))
+            .collect();
+        *labels = renamed;
+    }
+    serde_json::to_vec(&event).unwrap_or_else(|_| value.to_vec())
 }
