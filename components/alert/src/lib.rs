@@ -65,7 +65,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tokens = Tokens::load(
-        EnvSource::process().secret(&vars::ERROR_STREAM_AUTH_TOKENS),
+        vars::ERROR_STREAM_AUTH_TOKENS.name,
+        EnvSource::process().secret_even_blank(&vars::ERROR_STREAM_AUTH_TOKENS),
         vars::ERROR_STREAM_AUTH_TOKENS_FILE.name,
         config.auth_tokens_file.as_deref(),
     )?;

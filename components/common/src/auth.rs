@@ -1,9 +1,11 @@
 //! Bearer tokens for the components that can require one (query, alert).
 //!
 //! Tokens come from a comma-separated environment variable and/or a file (one per line, `#`
-//! comments) that the operator mounts from a Secret. With none configured, auth is off (the
-//! dashboard sends no token). A presented token is compared with every accepted one in constant time, so timing
-//! tells nothing about how much of it matched. Tokens never appear in `Debug` output.
+//! comments) that the operator mounts from a Secret. With neither configured, auth is off (the
+//! dashboard sends no token); a list or file that is configured but holds no token (`,`, blank,
+//! only comments) is an error, so a mistake never turns auth off. A presented token is compared
+//! with every accepted one in constant time, so timing tells nothing about how much of it
+//! matched. Tokens never appear in `Debug` output.
 
 use anyhow::Context as _;
 use axum::http::{HeaderMap, header};
@@ -20,17 +22,26 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// Reads the comma-separated `list` (a secret variable, read with `EnvSource::secret`) and
-    /// the file `file` (named by `file_var`, which only appears in error messages); `None` when
-    /// neither holds a token.
+    /// Reads the comma-separated `list` (the variable `list_var`, present even when blank: read
+    /// with `EnvSource::secret_even_blank`) and the file `file` (named by `file_var`); the
+    /// variable names only appear in error messages. `None` when neither is configured; an
+    /// error when one is configured but holds no token.
     pub fn load(
+        list_var: &str,
         list: Option<SecretString>,
         file_var: &str,
         file: Option<&str>,
     ) -> anyhow::Result<Option<Self>> {
         let mut tokens = Vec::new();
         if let Some(list) = list {
-            tokens.extend(parse(&list.expose_secret().replace(',', "\n")));
+            let from_list = parse(&list.expose_secret().replace(',', "\n"));
+            if from_list.is_empty() {
+                anyhow::bail!(
+                    "{list_var} is set but holds no token (only commas or blanks); unset it to turn \
+                     auth off, or list the accepted tokens"
+                );
+            }
+            tokens.extend(from_list);
         }
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
@@ -98,6 +109,24 @@ mod tests {
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[1].expose_secret(), "second");
         assert!(!format!("{:?}", Tokens(parsed)).contains("first"));
+    }
+
+    #[test]
+    fn a_configured_list_without_tokens_is_refused_and_an_absent_one_is_off() {
+        for blank in ["", " ", ",", ", ,", " ,\t, "] {
+            let err = Tokens::load("LIST", Some(SecretString::from(blank)), "FILE", None)
+                .expect_err("a set list without tokens must not turn auth off");
+            assert!(
+                err.to_string()
+                    .starts_with("LIST is set but holds no token"),
+                "{err}"
+            );
+        }
+        assert!(Tokens::load("LIST", None, "FILE", None).unwrap().is_none());
+        let t = Tokens::load("LIST", Some(SecretString::from(" a, b ,")), "FILE", None)
+            .unwrap()
+            .expect("two tokens");
+        assert!(t.accepts("a") && t.accepts("b") && !t.accepts(""));
     }
 
     #[test]

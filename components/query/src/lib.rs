@@ -160,7 +160,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tokens = Tokens::load(
-        EnvSource::process().secret(&vars::QUERY_AUTH_TOKENS),
+        vars::QUERY_AUTH_TOKENS.name,
+        EnvSource::process().secret_even_blank(&vars::QUERY_AUTH_TOKENS),
         vars::QUERY_AUTH_TOKENS_FILE.name,
         config.auth_tokens_file.as_deref(),
     )?;

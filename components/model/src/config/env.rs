@@ -95,6 +95,17 @@ impl<'a> EnvSource<'a> {
         self.raw(var).map(SecretString::from)
     }
 
+    /// A secret's value whenever the variable is present, blank included (untrimmed): for
+    /// lists whose blank value must be refused rather than read as unset (bearer tokens).
+    pub fn secret_even_blank(&self, var: &Var) -> Option<SecretString> {
+        debug_assert!(
+            var.secrecy == Secrecy::Secret,
+            "{} is not declared secret",
+            var.name
+        );
+        (self.lookup)(var.name).map(SecretString::from)
+    }
+
     /// The value, else the declared default, else empty.
     pub fn text(&self, var: &Var) -> String {
         self.value(var)
