@@ -439,7 +439,10 @@ async fn two_rollers_at_once_write_each_document_once() -> Result<()> {
     let stop = CancellationToken::new();
     // A loser of a checkpoint race adopts the winner's checkpoint and stops its cycle; the
     // next cycle goes on. Run until both find nothing to do.
+    // A cycle that fails (an index the other roller is creating, a shard not started yet) is
+    // retried after a pause, as the worker's loop does.
     let mut settled = false;
+    let mut last = String::new();
     for _ in 0..40 {
         let (ra, rb) = tokio::join!(a.cycle(&stop), b.cycle(&stop));
         if let (Ok(ra), Ok(rb)) = (&ra, &rb)
@@ -451,8 +454,15 @@ async fn two_rollers_at_once_write_each_document_once() -> Result<()> {
             settled = true;
             break;
         }
+        if ra.is_err() || rb.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        last = format!("{ra:?} / {rb:?}");
     }
-    assert!(settled, "the two rollers never settled");
+    assert!(
+        settled,
+        "the two rollers never settled; last cycles: {last}"
+    );
     assert!(a.metrics.checkpoint_conflicts.get() + b.metrics.checkpoint_conflicts.get() > 0);
     let services = fx.documents(SeriesKind::Service).await?;
     let mut per_window: BTreeMap<String, u64> = BTreeMap::new();
